@@ -1,0 +1,57 @@
+"""Environment spec strings: ``suite:name``, e.g. ``dmc:cartpole-swingup``."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from saliency_rl.errors import EnvSpecError
+
+SUITES = ("dmc", "metaworld", "atari")
+EXAMPLES = "dmc:cartpole-swingup, metaworld:drawer-open, atari:MsPacman"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A parsed spec string."""
+
+    suite: str
+    """One of SUITES."""
+    name: str
+    """The task within the suite, e.g. ``cartpole-swingup``, ``drawer-open``, ``MsPacman``."""
+
+    def __str__(self) -> str:
+        return f"{self.suite}:{self.name}"
+
+
+def parse_spec(spec: str) -> EnvSpec:
+    """Split ``suite:name``; raise EnvSpecError naming the valid suites otherwise."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise EnvSpecError(f"env spec {spec!r} is not of the form SUITE:TASK (e.g. {EXAMPLES})")
+    suite, name = (part.strip() for part in spec.split(":"))
+    if suite not in SUITES:
+        raise EnvSpecError(
+            f"unknown suite {suite!r} in env spec {spec!r}{suggest(suite, SUITES)}; "
+            f"valid suites: {', '.join(SUITES)}"
+        )
+    if not name:
+        raise EnvSpecError(f"env spec {spec!r} names no task (e.g. {EXAMPLES})")
+    return EnvSpec(suite, name)
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest choices, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
+    if not close:
+        close = [c for c in choices if word.lower() in c.lower() or c.lower() in word.lower()][:3]
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def unknown_task(suite: str, name: str, valid: Iterable[str]) -> EnvSpecError:
+    """The error for a task name the suite does not have, with close matches."""
+    valid = sorted(valid)
+    shown = ", ".join(valid) if len(valid) <= 12 else ", ".join(valid[:12]) + f", ... ({len(valid)} in all)"
+    return EnvSpecError(
+        f"unknown {suite} task {name!r}{suggest(name, valid)}; valid tasks: {shown}"
+    )
