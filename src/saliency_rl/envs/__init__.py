@@ -33,8 +33,10 @@ def _suite_module(suite: str):
         from saliency_rl.envs import dmc as module
     elif suite == "metaworld":
         from saliency_rl.envs import metaworld as module
-    else:
+    elif suite == "atari":
         from saliency_rl.envs import atari as module
+    else:
+        from saliency_rl.envs import fake as module
     return module
 
 

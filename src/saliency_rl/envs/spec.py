@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from saliency_rl.errors import EnvSpecError
 
-SUITES = ("dmc", "metaworld", "atari")
+SUITES = ("dmc", "metaworld", "atari", "fake")  # fake: a tiny test environment
 EXAMPLES = "dmc:cartpole-swingup, metaworld:drawer-open, atari:MsPacman"
 
 

@@ -40,3 +40,13 @@ class FrameStack(gym.Wrapper):
 
     def _stacked(self, obs: dict) -> dict:
         return {**obs, "rgb": np.concatenate(self._frames, axis=0)}
+
+
+def frame_channels(env: gym.Env) -> int:
+    """Channels of one frame in ``obs["rgb"]`` (3 for colour, 1 for grey), looking through FrameStack."""
+    layer = env
+    while isinstance(layer, gym.Wrapper):
+        if isinstance(layer, FrameStack):
+            return layer.observation_space["rgb"].shape[0] // layer.k
+        layer = layer.env
+    return layer.observation_space["rgb"].shape[0]

@@ -1,0 +1,1 @@
+"""Whole-pipeline jobs: the demo, sweeps and reports."""

@@ -1,0 +1,1 @@
+"""Human and oracle saliency: clicks, maps, annotations."""
