@@ -39,7 +39,9 @@ ATARI_GAMES = ["MsPacman", "Pong"]
 TARGET_SPEEDUP = 4.0  # issue 2: fast rendering at least 4x the suite default on MuJoCo tasks
 
 
-def steps_per_second(reset: Callable[[], object], step: Callable[[], bool], steps: int, warmup: int = 5) -> float:
+def steps_per_second(
+    reset: Callable[[], object], step: Callable[[], bool], steps: int, warmup: int = 5
+) -> float:
     """Time ``steps`` calls of ``step`` (which returns True at an episode's end)."""
     reset()
     for _ in range(warmup):
@@ -89,8 +91,15 @@ def metaworld_default(task: str, steps: int, size: int) -> float:
 
     from saliency_rl.envs.metaworld import DEFAULT_CAMERA
 
-    env = gym.make("Meta-World/MT1", env_name=f"{task}-v3", seed=0, render_mode="rgb_array",
-                   camera_name=DEFAULT_CAMERA, width=size, height=size)
+    env = gym.make(
+        "Meta-World/MT1",
+        env_name=f"{task}-v3",
+        seed=0,
+        render_mode="rgb_array",
+        camera_name=DEFAULT_CAMERA,
+        width=size,
+        height=size,
+    )
     env.action_space.seed(0)
 
     def step() -> bool:
@@ -110,7 +119,9 @@ def atari_default(game: str, steps: int, size: int) -> float:
 
     gym.register_envs(ale_py)
     env = gym.make(f"ALE/{game}-v5", frameskip=1, repeat_action_probability=0.0)
-    env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=size, grayscale_obs=True)
+    env = gym.wrappers.AtariPreprocessing(
+        env, noop_max=30, frame_skip=4, screen_size=size, grayscale_obs=True
+    )
     env = gym.wrappers.FrameStackObservation(env, 4)
     env.action_space.seed(0)
 
@@ -148,7 +159,14 @@ def machine() -> dict:
 def _gl_renderer() -> str:
     try:
         out = subprocess.run(["eglinfo", "-B"], capture_output=True, text=True, timeout=10).stdout
-        return next((line.split(":", 1)[1].strip() for line in out.splitlines() if "OpenGL core profile renderer" in line), "unknown")
+        return next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in out.splitlines()
+                if "OpenGL core profile renderer" in line
+            ),
+            "unknown",
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown (eglinfo not installed)"
 
@@ -157,30 +175,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=64, help="image size (64)")
     parser.add_argument("--steps", type=int, default=300, help="timed steps of our adapters (300)")
-    parser.add_argument("--default-steps", type=int, default=100, help="timed steps of the slow suite defaults (100)")
+    parser.add_argument(
+        "--default-steps",
+        type=int,
+        default=100,
+        help="timed steps of the slow suite defaults (100)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
 
     rows = []
-    jobs = [("dmc", t, dmc_default) for t in DMC_TASKS] + [("metaworld", t, metaworld_default) for t in METAWORLD_TASKS]
+    jobs = [("dmc", t, dmc_default) for t in DMC_TASKS] + [
+        ("metaworld", t, metaworld_default) for t in METAWORLD_TASKS
+    ]
     for suite, task, default in jobs:
         spec = f"{suite}:{task}"
         row = {
             "spec": spec,
             "suite_default": default(task, args.default_steps, args.size),
             "ours_fast": ours(spec, args.steps, args.size),
-            "ours_default_quality": ours(spec, args.default_steps, args.size, render_quality="default"),
+            "ours_default_quality": ours(
+                spec, args.default_steps, args.size, render_quality="default"
+            ),
         }
         row["speedup"] = row["ours_fast"] / row["suite_default"]
         rows.append(row)
-        print(f"{spec:28s} default {row['suite_default']:7.1f}  ours {row['ours_fast']:7.1f}  x{row['speedup']:.1f}", flush=True)
+        print(
+            f"{spec:28s} default {row['suite_default']:7.1f}  ours {row['ours_fast']:7.1f}  x{row['speedup']:.1f}",
+            flush=True,
+        )
     for game in ATARI_GAMES:
         spec = f"atari:{game}"
-        row = {"spec": spec, "suite_default": atari_default(game, args.steps, 84),
-               "ours_fast": ours(spec, args.steps, 84), "ours_default_quality": None}
+        row = {
+            "spec": spec,
+            "suite_default": atari_default(game, args.steps, 84),
+            "ours_fast": ours(spec, args.steps, 84),
+            "ours_default_quality": None,
+        }
         row["speedup"] = row["ours_fast"] / row["suite_default"]
         rows.append(row)
-        print(f"{spec:28s} default {row['suite_default']:7.1f}  ours {row['ours_fast']:7.1f}  x{row['speedup']:.2f}", flush=True)
+        print(
+            f"{spec:28s} default {row['suite_default']:7.1f}  ours {row['ours_fast']:7.1f}  x{row['speedup']:.2f}",
+            flush=True,
+        )
 
     command = "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:])
     result = {
@@ -214,15 +251,20 @@ def render_markdown(result: dict) -> str:
     ]
     for row in result["rows"]:
         mujoco = not row["spec"].startswith("atari")
-        target = (f"≥ {TARGET_SPEEDUP:.0f}x: {'met' if row['speedup'] >= TARGET_SPEEDUP else 'MISSED'}" if mujoco
-                  else "none (no rendering to speed up)")
+        target = (
+            f"≥ {TARGET_SPEEDUP:.0f}x: {'met' if row['speedup'] >= TARGET_SPEEDUP else 'MISSED'}"
+            if mujoco
+            else "none (no rendering to speed up)"
+        )
         quality = f"{row['ours_default_quality']:.1f}" if row["ours_default_quality"] else "n/a"
-        lines.append(f"| {row['spec']} | {row['suite_default']:.1f} | {row['ours_fast']:.1f} | {quality} | "
-                     f"{row['speedup']:.2f}x | {target} |")
+        lines.append(
+            f"| {row['spec']} | {row['suite_default']:.1f} | {row['ours_fast']:.1f} | {quality} | "
+            f"{row['speedup']:.2f}x | {target} |"
+        )
     lines += [
         "",
         "Suite default: dm_control `physics.render(size, size, camera_id)` on the same camera; Meta-World "
-        "`render_mode=\"rgb_array\"` with the same camera and size; Atari: gymnasium `AtariPreprocessing` + "
+        '`render_mode="rgb_array"` with the same camera and size; Atari: gymnasium `AtariPreprocessing` + '
         "`FrameStackObservation`. Ours (fast): offscreen buffer sized to the image, no shadows, reflections or "
         "multisampling (`src/saliency_rl/envs/mujoco_render.py`).",
         "",

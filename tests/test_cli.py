@@ -9,7 +9,9 @@ from saliency_rl.cli import main
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "saliency_rl.cli", *args], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "saliency_rl.cli", *args], capture_output=True, text=True
+    )
 
 
 def test_help_lists_every_command():
@@ -23,8 +25,23 @@ def test_help_lists_every_command():
 
 def test_collect_annotate_info_through_the_cli(tmp_path, capsys):
     out = tmp_path / "d"
-    assert main(["collect", "--env", "dmc:cartpole-swingup", "--out", str(out), "--frames", "30",
-                 "--no-progress", "--action-repeat", "8"]) == 0
+    assert (
+        main(
+            [
+                "collect",
+                "--env",
+                "dmc:cartpole-swingup",
+                "--out",
+                str(out),
+                "--frames",
+                "30",
+                "--no-progress",
+                "--action-repeat",
+                "8",
+            ]
+        )
+        == 0
+    )
     assert main(["annotate", str(out), "--oracle", "--frames", "5"]) == 0
     assert main(["info", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -42,19 +59,69 @@ def one_error_line(result, *fragments):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["collect", "--env", "dmc:cartpol-swingup", "--out", "X", "--episodes", "1"],
-         ["unknown dmc task 'cartpol-swingup'", "did you mean cartpole-swingup"]),
-        (["collect", "--env", "metaworld:drawer-opn", "--out", "X", "--episodes", "1"], ["did you mean drawer-open"]),
-        (["collect", "--env", "atari:MsPacmn", "--out", "X", "--episodes", "1"], ["did you mean MsPacman"]),
-        (["collect", "--env", "mujoco:walker", "--out", "X", "--episodes", "1"], ["unknown suite 'mujoco'", "valid suites"]),
+        (
+            ["collect", "--env", "dmc:cartpol-swingup", "--out", "X", "--episodes", "1"],
+            ["unknown dmc task 'cartpol-swingup'", "did you mean cartpole-swingup"],
+        ),
+        (
+            ["collect", "--env", "metaworld:drawer-opn", "--out", "X", "--episodes", "1"],
+            ["did you mean drawer-open"],
+        ),
+        (
+            ["collect", "--env", "atari:MsPacmn", "--out", "X", "--episodes", "1"],
+            ["did you mean MsPacman"],
+        ),
+        (
+            ["collect", "--env", "mujoco:walker", "--out", "X", "--episodes", "1"],
+            ["unknown suite 'mujoco'", "valid suites"],
+        ),
         (["collect", "--env", "cartpole", "--out", "X", "--episodes", "1"], ["SUITE:TASK"]),
-        (["collect", "--env", "dmc:cartpole-swingup", "--out", "X", "--episodes", "0"], ["positive integer"]),
-        (["collect", "--env", "dmc:cartpole-swingup", "--out", "X", "--episodes", "1", "--image-size", "big"],
-         ["not an integer"]),
-        (["collect", "--env", "dmc:cartpole-swingup", "--out", "X", "--episodes", "1", "--camera", "top"],
-         ["unknown camera 'top'", "valid cameras"]),
-        (["collect", "--env", "dmc:cartpole-swingup", "--out", "X", "--episodes", "1", "--preset", "atari"],
-         ["for atari tasks"]),
+        (
+            ["collect", "--env", "dmc:cartpole-swingup", "--out", "X", "--episodes", "0"],
+            ["positive integer"],
+        ),
+        (
+            [
+                "collect",
+                "--env",
+                "dmc:cartpole-swingup",
+                "--out",
+                "X",
+                "--episodes",
+                "1",
+                "--image-size",
+                "big",
+            ],
+            ["not an integer"],
+        ),
+        (
+            [
+                "collect",
+                "--env",
+                "dmc:cartpole-swingup",
+                "--out",
+                "X",
+                "--episodes",
+                "1",
+                "--camera",
+                "top",
+            ],
+            ["unknown camera 'top'", "valid cameras"],
+        ),
+        (
+            [
+                "collect",
+                "--env",
+                "dmc:cartpole-swingup",
+                "--out",
+                "X",
+                "--episodes",
+                "1",
+                "--preset",
+                "atari",
+            ],
+            ["for atari tasks"],
+        ),
         (["info", "no/such/dataset"], ["does not exist"]),
         (["annotate", "no/such/dataset", "--oracle"], ["does not exist"]),
     ],
@@ -67,12 +134,24 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, fragments):
 
 def test_wrong_spec_for_an_existing_dataset_keeps_it(tmp_path, fake_dataset):
     before = sorted(p.name for p in (fake_dataset.root / "episodes").iterdir())
-    one_error_line(run("collect", "--env", "dmc:cartpole-swingup", "--out", str(fake_dataset.root),
-                       "--episodes", "1"), "holds fake:square")
+    one_error_line(
+        run(
+            "collect",
+            "--env",
+            "dmc:cartpole-swingup",
+            "--out",
+            str(fake_dataset.root),
+            "--episodes",
+            "1",
+        ),
+        "holds fake:square",
+    )
     assert sorted(p.name for p in (fake_dataset.root / "episodes").iterdir()) == before
 
 
 def test_damaged_dataset_gives_one_line(fake_dataset):
     path = sorted((fake_dataset.root / "episodes").iterdir())[0]
     path.write_bytes(b"garbage")
-    one_error_line(run("annotate", str(fake_dataset.root), "--oracle", "--frames", "50"), path.name, "damaged")
+    one_error_line(
+        run("annotate", str(fake_dataset.root), "--oracle", "--frames", "50"), path.name, "damaged"
+    )

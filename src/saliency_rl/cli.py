@@ -47,16 +47,28 @@ def non_negative_int(text: str) -> int:
 
 def add_env_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("environment options")
-    group.add_argument("--image-size", type=positive_int, help="square frame size in pixels (64; Atari 84)")
-    group.add_argument("--frame-stack", type=positive_int, help="frames stacked per observation (1; Atari 4)")
-    group.add_argument("--action-repeat", type=positive_int, help="times each action is applied (1)")
-    group.add_argument("--episode-length", type=positive_int, help="steps before truncation (the suite's limit)")
+    group.add_argument(
+        "--image-size", type=positive_int, help="square frame size in pixels (64; Atari 84)"
+    )
+    group.add_argument(
+        "--frame-stack", type=positive_int, help="frames stacked per observation (1; Atari 4)"
+    )
+    group.add_argument(
+        "--action-repeat", type=positive_int, help="times each action is applied (1)"
+    )
+    group.add_argument(
+        "--episode-length", type=positive_int, help="steps before truncation (the suite's limit)"
+    )
     group.add_argument("--camera", help="camera name or index (each suite has a default)")
     group.add_argument(
-        "--render-quality", choices=("fast", "default"), default="fast",
+        "--render-quality",
+        choices=("fast", "default"),
+        default="fast",
         help="fast offscreen rendering (default) or the suite's own visual settings",
     )
-    group.add_argument("--preset", help="named paper setting, e.g. dmc-100k, visarl-metaworld, atari")
+    group.add_argument(
+        "--preset", help="named paper setting, e.g. dmc-100k, visarl-metaworld, atari"
+    )
 
 
 def env_options(args: argparse.Namespace) -> dict:
@@ -100,7 +112,9 @@ def cmd_annotate(args: argparse.Namespace) -> None:
             "(the click-annotation web page is not available yet)"
         )
     frames = annotate_with_oracle(dataset, args.frames, seed=args.seed)
-    print(f"oracle annotated {len(frames)} frames of {dataset.root}; clicks in {dataset.root / 'annotations'}")
+    print(
+        f"oracle annotated {len(frames)} frames of {dataset.root}; clicks in {dataset.root / 'annotations'}"
+    )
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -129,8 +143,13 @@ def cmd_envs(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from saliency_rl.experiments.demo import run_demo
 
-    run_demo(args.out, env_spec=args.env, episodes=args.episodes, annotate_frames=args.annotate_frames,
-             seed=args.seed)
+    run_demo(
+        args.out,
+        env_spec=args.env,
+        episodes=args.episodes,
+        annotate_frames=args.annotate_frames,
+        seed=args.seed,
+    )
 
 
 # ---------------------------------------------------------------------- parser
@@ -142,48 +161,83 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"saliency-rl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = commands.add_parser("demo", help="run the pipeline end to end on a small default task",
-                               description="Collect frames, oracle-annotate some and preview their saliency maps.")
+    demo = commands.add_parser(
+        "demo",
+        help="run the pipeline end to end on a small default task",
+        description="Collect frames, oracle-annotate some and preview their saliency maps.",
+    )
     demo.add_argument("--out", help="output directory (default: runs/demo_<time>)")
-    demo.add_argument("--env", default="dmc:cartpole-swingup", help="env spec (default: dmc:cartpole-swingup)")
+    demo.add_argument(
+        "--env", default="dmc:cartpole-swingup", help="env spec (default: dmc:cartpole-swingup)"
+    )
     demo.add_argument("--episodes", type=positive_int, default=2, help="episodes to collect (2)")
-    demo.add_argument("--annotate-frames", type=positive_int, default=10, help="frames the oracle annotates (10)")
+    demo.add_argument(
+        "--annotate-frames", type=positive_int, default=10, help="frames the oracle annotates (10)"
+    )
     demo.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
     demo.set_defaults(handler=cmd_demo)
 
     collect = commands.add_parser(
-        "collect", help="roll out a policy into a dataset",
+        "collect",
+        help="roll out a policy into a dataset",
         description="Roll out a behaviour policy into a dataset directory (created, or appended to "
         "if it holds the same env spec and options).",
     )
-    collect.add_argument("--env", required=True, help="env spec: dmc:cartpole-swingup, metaworld:drawer-open, atari:MsPacman")
+    collect.add_argument(
+        "--env",
+        required=True,
+        help="env spec: dmc:cartpole-swingup, metaworld:drawer-open, atari:MsPacman",
+    )
     collect.add_argument("--out", required=True, help="dataset directory")
     budget = collect.add_mutually_exclusive_group(required=True)
     budget.add_argument("--episodes", type=positive_int, help="number of episodes")
-    budget.add_argument("--frames", type=positive_int, help="number of frames (the last episode is cut)")
-    collect.add_argument("--policy", choices=("random", "expert"), default="random",
-                         help="behaviour policy: random, or expert (Meta-World's scripted policy)")
-    collect.add_argument("--seed", type=non_negative_int, default=0, help="base seed; episode i uses seed+i (0)")
+    budget.add_argument(
+        "--frames", type=positive_int, help="number of frames (the last episode is cut)"
+    )
+    collect.add_argument(
+        "--policy",
+        choices=("random", "expert"),
+        default="random",
+        help="behaviour policy: random, or expert (Meta-World's scripted policy)",
+    )
+    collect.add_argument(
+        "--seed", type=non_negative_int, default=0, help="base seed; episode i uses seed+i (0)"
+    )
     collect.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_env_options(collect)
     collect.set_defaults(handler=cmd_collect)
 
-    annotate = commands.add_parser("annotate", help="annotate frames of a dataset with clicks",
-                                   description="Choose frames of a dataset and store click annotations.")
+    annotate = commands.add_parser(
+        "annotate",
+        help="annotate frames of a dataset with clicks",
+        description="Choose frames of a dataset and store click annotations.",
+    )
     annotate.add_argument("dataset", help="dataset directory")
-    annotate.add_argument("--oracle", action="store_true",
-                          help="click the simulator's salient points instead of a person")
+    annotate.add_argument(
+        "--oracle",
+        action="store_true",
+        help="click the simulator's salient points instead of a person",
+    )
     annotate.add_argument("--frames", type=positive_int, default=10, help="frames to annotate (10)")
-    annotate.add_argument("--seed", type=non_negative_int, default=0, help="seed of the frame choice (0)")
+    annotate.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the frame choice (0)"
+    )
     annotate.set_defaults(handler=cmd_annotate)
 
-    info = commands.add_parser("info", help="describe a dataset", description="Print a dataset's spec, size and fields.")
+    info = commands.add_parser(
+        "info", help="describe a dataset", description="Print a dataset's spec, size and fields."
+    )
     info.add_argument("dataset", help="dataset directory")
     info.set_defaults(handler=cmd_info)
 
-    envs = commands.add_parser("envs", help="list environments and presets",
-                               description="List every task spec and the named presets.")
-    envs.add_argument("suite", nargs="?", choices=("dmc", "metaworld", "atari", "fake"), help="only this suite")
+    envs = commands.add_parser(
+        "envs",
+        help="list environments and presets",
+        description="List every task spec and the named presets.",
+    )
+    envs.add_argument(
+        "suite", nargs="?", choices=("dmc", "metaworld", "atari", "fake"), help="only this suite"
+    )
     envs.set_defaults(handler=cmd_envs)
     return parser
 
@@ -200,7 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - silence Python's own report at exit
         return 0
     except KeyboardInterrupt:
-        print("saliency-rl: interrupted; everything finished before the interruption is saved", file=sys.stderr)
+        print(
+            "saliency-rl: interrupted; everything finished before the interruption is saved",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     return 0
 

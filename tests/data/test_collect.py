@@ -11,21 +11,33 @@ def test_episode_alignment(fake_dataset):
     assert len(episode["rgb"]) == 21  # 20 steps -> 21 frames
     assert episode["rgb"].shape == (21, 3, 32, 32) and episode["rgb"].dtype == np.uint8
     assert episode["salient_points"].shape == (21, 1, 2)
-    assert not episode["action"][-1].any() and episode["reward"][-1] == 0  # the last frame takes no action
+    assert (
+        not episode["action"][-1].any() and episode["reward"][-1] == 0
+    )  # the last frame takes no action
     assert episode["action"][:-1].any()
     assert not episode["terminal"].any()  # a time limit is not a terminal state
 
 
 def test_frames_budget_cuts_the_last_episode(tmp_path):
-    dataset = collect("fake:square", tmp_path / "d", frames=50, progress=False,
-                      env_options={"image_size": 32, "episode_length": 20})
+    dataset = collect(
+        "fake:square",
+        tmp_path / "d",
+        frames=50,
+        progress=False,
+        env_options={"image_size": 32, "episode_length": 20},
+    )
     assert dataset.num_frames == 50
     assert list(dataset.episode_lengths) == [21, 21, 8]
 
 
 def test_frame_stack_stores_the_newest_frame(tmp_path):
-    dataset = collect("fake:square", tmp_path / "d", episodes=1, progress=False,
-                      env_options={"image_size": 32, "episode_length": 5, "frame_stack": 3})
+    dataset = collect(
+        "fake:square",
+        tmp_path / "d",
+        episodes=1,
+        progress=False,
+        env_options={"image_size": 32, "episode_length": 5, "frame_stack": 3},
+    )
     assert dataset.fields["rgb"].shape == (3, 32, 32)
 
 
@@ -39,7 +51,13 @@ def test_append_same_spec_and_refuse_other(tmp_path, fake_dataset):
     with pytest.raises(DatasetError, match="holds fake:square, not dmc:cartpole-swingup"):
         collect("dmc:cartpole-swingup", fake_dataset.root, episodes=1, progress=False)
     with pytest.raises(DatasetError, match="other env options"):
-        collect("fake:square", fake_dataset.root, episodes=1, progress=False, env_options={"image_size": 16})
+        collect(
+            "fake:square",
+            fake_dataset.root,
+            episodes=1,
+            progress=False,
+            env_options={"image_size": 16},
+        )
     assert Dataset.open(fake_dataset.root).num_episodes == 5
 
 

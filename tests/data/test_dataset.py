@@ -56,7 +56,9 @@ def test_meta_has_schema_version_and_provenance(fake_dataset):
 def test_extra_field_never_rewrites_frames(tiny):
     before = {p.name: p.stat().st_mtime_ns for p in (tiny.root / "episodes").iterdir()}
     for e, length in enumerate(tiny.episode_lengths):
-        tiny.write_field("saliency", e, np.full((length, 8, 8), 7, np.uint8), provenance={"by": "test"})
+        tiny.write_field(
+            "saliency", e, np.full((length, 8, 8), 7, np.uint8), provenance={"by": "test"}
+        )
     after = {p.name: p.stat().st_mtime_ns for p in (tiny.root / "episodes").iterdir()}
     assert before == after
     reopened = Dataset.open(tiny.root)

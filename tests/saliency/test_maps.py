@@ -21,7 +21,9 @@ def test_single_click_peaks_at_the_click(size):
     # One sigma away the Gaussian has fallen to exp(-1/2).
     sigma = click_sigma(size)
     col_sigma = int(round(x - 0.5 + sigma))
-    assert saliency[row, col_sigma] == pytest.approx(np.exp(-0.5 * ((col_sigma + 0.5 - x) / sigma) ** 2), rel=1e-4)
+    assert saliency[row, col_sigma] == pytest.approx(
+        np.exp(-0.5 * ((col_sigma + 0.5 - x) / sigma) ** 2), rel=1e-4
+    )
 
 
 def test_clicks_add_and_normalise_to_peak_one():

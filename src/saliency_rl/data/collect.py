@@ -152,8 +152,13 @@ def collect(
         first_episode = dataset.num_episodes
         channels = frame_channels(env)
         written = 0
-        bar = tqdm(total=budget, unit="ep" if episodes else "frame", disable=not progress,
-                   desc=f"collect {spec}", dynamic_ncols=True)
+        bar = tqdm(
+            total=budget,
+            unit="ep" if episodes else "frame",
+            disable=not progress,
+            desc=f"collect {spec}",
+            dynamic_ncols=True,
+        )
         with bar:
             while written < budget:
                 episode_seed = seed + dataset.num_episodes

@@ -98,7 +98,9 @@ class Dataset:
         """Create an empty dataset; DatasetError if ``root`` exists and is not empty."""
         root = Path(root)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise DatasetError(f"cannot create a dataset at {root}: it exists and is not an empty directory")
+            raise DatasetError(
+                f"cannot create a dataset at {root}: it exists and is not an empty directory"
+            )
         (root / "episodes").mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT,
@@ -131,7 +133,9 @@ class Dataset:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise DatasetError(f"{meta_path} is damaged: not valid JSON ({error})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise DatasetError(f"{meta_path} is not a saliency-rl dataset description (no format {FORMAT!r})")
+            raise DatasetError(
+                f"{meta_path} is not a saliency-rl dataset description (no format {FORMAT!r})"
+            )
         version = meta.get("schema_version")
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise DatasetError(
@@ -158,7 +162,9 @@ class Dataset:
                 )
             index, length = int(match.group(1)), int(match.group(2))
             if index in found:
-                raise DatasetError(f"two files for episode {index}: {found[index][0]} and {path}; remove one")
+                raise DatasetError(
+                    f"two files for episode {index}: {found[index][0]} and {path}; remove one"
+                )
             found[index] = (path, length)
         missing = sorted(set(range(len(found))) - set(found))
         if missing:
@@ -211,7 +217,9 @@ class Dataset:
     def locate(self, index: int) -> tuple[int, int]:
         """(episode, step) of a global frame index."""
         if not -self.num_frames <= index < self.num_frames:
-            raise IndexError(f"frame {index} is out of range: the dataset has {self.num_frames} frames")
+            raise IndexError(
+                f"frame {index} is out of range: the dataset has {self.num_frames} frames"
+            )
         index %= max(self.num_frames, 1)
         episode = int(np.searchsorted(self._starts, index, side="right") - 1)
         return episode, int(index - self._starts[episode])
@@ -223,7 +231,9 @@ class Dataset:
     def episode(self, index: int, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """All fields (or the named ones) of one episode, each (T, ...)."""
         if not 0 <= index < self.num_episodes:
-            raise IndexError(f"episode {index} is out of range: the dataset has {self.num_episodes} episodes")
+            raise IndexError(
+                f"episode {index} is out of range: the dataset has {self.num_episodes} episodes"
+            )
         data = self._load_episode(index)
         wanted = list(self.fields) if fields is None else list(fields)
         out = {}
@@ -241,7 +251,9 @@ class Dataset:
         episode, step = self.locate(index)
         return {name: array[step] for name, array in self.episode(episode, fields).items()}
 
-    def frames(self, indices: Sequence[int], fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    def frames(
+        self, indices: Sequence[int], fields: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """Several frames by global index, stacked: each field (len(indices), ...)."""
         rows = [self.frame(int(i), fields) for i in indices]
         names = list(rows[0]) if rows else list(fields or self.fields)
@@ -331,18 +343,24 @@ class Dataset:
         self.refresh()
         return index
 
-    def write_field(self, name: str, episode: int, array: np.ndarray, provenance: Mapping | None = None) -> None:
+    def write_field(
+        self, name: str, episode: int, array: np.ndarray, provenance: Mapping | None = None
+    ) -> None:
         """Store an extra per-frame field (e.g. ``saliency``) for one episode, atomically.
 
         The first write declares the field's dtype and frame shape in meta.json; frames are
         never rewritten.
         """
         if not FIELD_NAME_PATTERN.match(name):
-            raise DatasetError(f"field name {name!r} is not valid: use lower-case letters, digits and _")
+            raise DatasetError(
+                f"field name {name!r} is not valid: use lower-case letters, digits and _"
+            )
         if name in self.meta["fields"]:
             raise DatasetError(f"field {name!r} is part of the episodes and cannot be replaced")
         if not 0 <= episode < self.num_episodes:
-            raise IndexError(f"episode {episode} is out of range: the dataset has {self.num_episodes} episodes")
+            raise IndexError(
+                f"episode {episode} is out of range: the dataset has {self.num_episodes} episodes"
+            )
         array = np.asarray(array)
         if len(array) != self._lengths[episode]:
             raise DatasetError(
@@ -406,5 +424,7 @@ def _read_npz(path: Path, names: Sequence[str], length: int) -> dict[str, np.nda
         ) from None
     for name, array in data.items():
         if len(array) != length:
-            raise DatasetError(f"{path} is damaged: field {name!r} has {len(array)} rows, expected {length}")
+            raise DatasetError(
+                f"{path} is damaged: field {name!r} has {len(array)} rows, expected {length}"
+            )
     return data

@@ -75,7 +75,8 @@ def make_env(
         render_quality: ``"fast"`` (default) or ``"default"`` (the suite's own visual settings).
         preset: a name from ``PRESETS`` filling the options left unset (e.g. ``dmc-100k``).
         **suite_options: options only one suite has (Atari: ``episodic_life``,
-            ``clip_rewards``, ``grayscale``, ``noop_max``; Meta-World: ``camera``).
+            ``clip_rewards``, ``grayscale``, ``noop_max``, ``frame_skip``, ``sticky_actions``,
+            ``full_action_space``).
 
     Raises:
         EnvSpecError: unknown suite, task, preset, camera or an option value out of range.

@@ -28,7 +28,9 @@ class FakeSquareEnv(gym.Env):
 
     salient_point_names = ("square",)
 
-    def __init__(self, image_size: int, action_repeat: int, episode_length: int | None, seed: int | None) -> None:
+    def __init__(
+        self, image_size: int, action_repeat: int, episode_length: int | None, seed: int | None
+    ) -> None:
         self.image_size = image_size
         self.action_repeat = action_repeat
         self.episode_length = episode_length or 50
@@ -53,7 +55,9 @@ class FakeSquareEnv(gym.Env):
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
         action = np.clip(np.asarray(action, dtype=np.float64), -1, 1)
         for _ in range(self.action_repeat):
-            self._position = np.clip(self._position + action * self.image_size / 16, 0, self.image_size - 1)
+            self._position = np.clip(
+                self._position + action * self.image_size / 16, 0, self.image_size - 1
+            )
         self._steps += 1
         reward = -float(np.linalg.norm(self._position / self.image_size - 0.5))
         truncated = self._steps >= self.episode_length
@@ -64,7 +68,9 @@ class FakeSquareEnv(gym.Env):
         rgb = np.full((3, size, size), 96, dtype=np.uint8)
         half = max(size // 16, 1)
         x, y = self._position.astype(int)
-        rgb[:, max(y - half, 0) : y + half + 1, max(x - half, 0) : x + half + 1] = np.array([230, 60, 40])[:, None, None]
+        rgb[:, max(y - half, 0) : y + half + 1, max(x - half, 0) : x + half + 1] = np.array(
+            [230, 60, 40]
+        )[:, None, None]
         return {"rgb": rgb, "proprio": (self._position / size).astype(np.float32)}
 
     def _info(self) -> dict:

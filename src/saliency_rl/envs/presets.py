@@ -63,9 +63,9 @@ PRESETS: dict[str, EnvPreset] = {
         suite="metaworld",
         options={"image_size": 64, "episode_length": 500},
     ),
-    # Mnih et al. 2015 / Machado et al. 2018 preprocessing, as used by A2C in
-    # Wu, Khetarpal, Precup (AAAI 2021): 84x84 grey, 4 frames, no-op starts, life loss ends
-    # training episodes, rewards clipped.
+    # Mnih et al. 2015 preprocessing as in OpenAI baselines' wrap_deepmind, used by A2C in
+    # Wu, Khetarpal, Precup (AAAI 2021): 84x84 grey, 4 frames, no-op starts, no sticky
+    # actions, life loss ends training episodes, rewards clipped.
     "atari": EnvPreset(
         description="Standard Atari preprocessing for training (84x84 grey, 4 frames, episodic life, clipped rewards)",
         suite="atari",

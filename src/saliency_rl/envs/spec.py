@@ -51,7 +51,11 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 def unknown_task(suite: str, name: str, valid: Iterable[str]) -> EnvSpecError:
     """The error for a task name the suite does not have, with close matches."""
     valid = sorted(valid)
-    shown = ", ".join(valid) if len(valid) <= 12 else ", ".join(valid[:12]) + f", ... ({len(valid)} in all)"
+    shown = (
+        ", ".join(valid)
+        if len(valid) <= 12
+        else ", ".join(valid[:12]) + f", ... ({len(valid)} in all)"
+    )
     return EnvSpecError(
         f"unknown {suite} task {name!r}{suggest(name, valid)}; valid tasks: {shown}"
     )

@@ -31,8 +31,13 @@ def run_demo(
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(out) if out else Path("runs") / f"demo_{stamp}"
     out.mkdir(parents=True, exist_ok=True)
-    config = {"env_spec": env_spec, "episodes": episodes, "annotate_frames": annotate_frames,
-              "seed": seed, "package_version": __version__}
+    config = {
+        "env_spec": env_spec,
+        "episodes": episodes,
+        "annotate_frames": annotate_frames,
+        "seed": seed,
+        "package_version": __version__,
+    }
     atomic_write_json(out / "config.json", config)
     started = time.time()
 
@@ -45,8 +50,12 @@ def run_demo(
     tiles = [overlay(dataset.frame(f, ["rgb"])["rgb"], store.saliency_map(f)) for f in frames]
     preview = out / "saliency_preview.png"
     save_grid(preview, tiles)
-    summary = {**config, "frames": dataset.num_frames, "annotated": frames,
-               "seconds": round(time.time() - started, 1)}
+    summary = {
+        **config,
+        "frames": dataset.num_frames,
+        "annotated": frames,
+        "seconds": round(time.time() - started, 1),
+    }
     atomic_write_json(out / "summary.json", summary)
     print(json.dumps({"dataset": str(out / "dataset"), "preview": str(preview)}, indent=2))
     print(f"done in {summary['seconds']} s: saliency maps of the annotated frames are in {preview}")

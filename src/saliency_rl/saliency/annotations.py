@@ -66,7 +66,9 @@ class AnnotationStore:
             frames = json.loads(path.read_text())["frames"]
             return [int(f) for f in frames]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            raise DatasetError(f"{path} is damaged ({error}); delete it to choose frames anew") from None
+            raise DatasetError(
+                f"{path} is damaged ({error}); delete it to choose frames anew"
+            ) from None
 
     def select(self, count: int, seed: int = 0) -> list[int]:
         """Choose ``count`` frames, spread over the dataset, keeping any earlier selection.
@@ -84,7 +86,10 @@ class AnnotationStore:
             return chosen[:count]
         rng = np.random.default_rng(seed)
         edges = np.linspace(0, total, count + 1).astype(np.int64)
-        candidates = [int(rng.integers(lo, max(hi, lo + 1))) for lo, hi in zip(edges[:-1], edges[1:])]
+        candidates = [
+            int(rng.integers(lo, max(hi, lo + 1)))
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
         taken = set(chosen)
         for frame in candidates + [int(f) for f in rng.permutation(total)]:
             if len(chosen) == count:
@@ -93,7 +98,9 @@ class AnnotationStore:
                 chosen.append(frame)
                 taken.add(frame)
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.root / "selection.json", {"frames": chosen, "seed": seed, "updated": now()})
+        atomic_write_json(
+            self.root / "selection.json", {"frames": chosen, "seed": seed, "updated": now()}
+        )
         return chosen
 
     # ------------------------------------------------------------------ clicks
@@ -114,7 +121,9 @@ class AnnotationStore:
     def save(self, frame: int, clicks: Sequence[Click]) -> None:
         """Replace the clicks of one frame, atomically; DatasetError on a bad frame or position."""
         if not 0 <= frame < self.dataset.num_frames:
-            raise DatasetError(f"frame {frame} does not exist: the dataset has {self.dataset.num_frames} frames")
+            raise DatasetError(
+                f"frame {frame} does not exist: the dataset has {self.dataset.num_frames} frames"
+            )
         height, width = self.dataset.image_size
         for click in clicks:
             if not (0 <= click.x < width and 0 <= click.y < height):
@@ -162,7 +171,9 @@ def annotate_with_oracle(dataset: Dataset, count: int, seed: int = 0) -> list[in
     annotated frames.
     """
     if "salient_points" not in dataset.fields:
-        raise DatasetError(f"dataset {dataset.root} has no salient_points field: the oracle has nothing to click")
+        raise DatasetError(
+            f"dataset {dataset.root} has no salient_points field: the oracle has nothing to click"
+        )
     store = AnnotationStore(dataset)
     frames = store.select(count, seed)
     height, width = dataset.image_size
@@ -170,7 +181,12 @@ def annotate_with_oracle(dataset: Dataset, count: int, seed: int = 0) -> list[in
     for frame in frames:
         points = dataset.frame(frame, ["salient_points"])["salient_points"]
         visible = np.isfinite(points).all(axis=1)
-        visible &= (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+        visible &= (
+            (points[:, 0] >= 0)
+            & (points[:, 0] < width)
+            & (points[:, 1] >= 0)
+            & (points[:, 1] < height)
+        )
         stamp = now()
         clicks = [Click(float(x), float(y), sigma, "oracle", stamp) for x, y in points[visible]]
         store.save(frame, clicks)

@@ -36,5 +36,7 @@ def save_grid(path: Path, tiles: Sequence[np.ndarray], columns: int = 5, scale: 
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
         grid[r * height : (r + 1) * height, c * width : (c + 1) * width] = tile
-    image = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+    image = Image.fromarray(grid).resize(
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
+    )
     atomic_write_bytes(Path(path), lambda handle: image.save(handle, format="PNG"))
