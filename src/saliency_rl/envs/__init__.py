@@ -27,16 +27,27 @@ from saliency_rl.errors import EnvSpecError  # noqa: E402
 __all__ = ["make_env", "task_names", "parse_spec", "EnvSpec", "PRESETS", "SUITES"]
 
 
+_SUITE_EXTRAS = {"dmc": "dmc", "metaworld": "metaworld", "atari": "atari"}
+
+
 def _suite_module(suite: str):
     # Imported lazily: a user of one suite needs only that simulator installed.
-    if suite == "dmc":
-        from saliency_rl.envs import dmc as module
-    elif suite == "metaworld":
-        from saliency_rl.envs import metaworld as module
-    elif suite == "atari":
-        from saliency_rl.envs import atari as module
-    else:
-        from saliency_rl.envs import fake as module
+    try:
+        if suite == "dmc":
+            from saliency_rl.envs import dmc as module
+        elif suite == "metaworld":
+            from saliency_rl.envs import metaworld as module
+        elif suite == "atari":
+            from saliency_rl.envs import atari as module
+        else:
+            from saliency_rl.envs import fake as module
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] == "saliency_rl":
+            raise
+        raise EnvSpecError(
+            f"the {suite} suite needs {error.name}, which is not installed: "
+            f"pip install 'saliency-rl[{_SUITE_EXTRAS.get(suite, 'all')}]'"
+        ) from None
     return module
 
 
@@ -97,9 +108,14 @@ def make_env(
                 else:
                     suite_options[key] = value
     atari = parsed.suite == "atari"
-    image_size = options["image_size"] or (84 if atari else 64)
-    frame_stack = options["frame_stack"] or (4 if atari else 1)
-    action_repeat = options["action_repeat"] or 1
+    defaults = {
+        "image_size": 84 if atari else 64,
+        "frame_stack": 4 if atari else 1,
+        "action_repeat": 1,
+    }
+    image_size, frame_stack, action_repeat = (
+        defaults[key] if options[key] is None else options[key] for key in defaults
+    )
     for name, value, low in (
         ("image_size", image_size, 16),
         ("frame_stack", frame_stack, 1),

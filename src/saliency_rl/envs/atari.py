@@ -28,14 +28,10 @@ from typing import Any
 import cv2
 import gymnasium as gym
 import numpy as np
+from ale_py import Action, ALEInterface, LoggerMode, roms
 
 from saliency_rl.envs.spec import unknown_task
 from saliency_rl.errors import EnvSpecError
-
-try:
-    from ale_py import Action, ALEInterface, LoggerMode, roms
-except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError("Atari needs ale-py: pip install 'saliency-rl[atari]'") from error
 
 ALEInterface.setLoggerMode(LoggerMode.Error)  # silence the banner printed per emulator
 
