@@ -27,11 +27,9 @@ from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from saliency_rl.envs import make_env  # noqa: E402
+from saliency_rl.envs import make_env  # sets MUJOCO_GL=egl unless the user chose a backend
 
 DMC_TASKS = ["walker-walk", "cartpole-swingup", "ball_in_cup-catch", "finger-spin"]
 METAWORLD_TASKS = ["reach", "drawer-open", "faucet-open", "door-open"]

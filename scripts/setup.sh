@@ -22,7 +22,8 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing torch==$TORCH_VERSION (CPU wheel on a CPU machine)"
   # On CPU-only machines outside this workplace, point pip at the CPU index, e.g.
   #   PIP_INDEX_URL=https://download.pytorch.org/whl/cpu scripts/setup.sh
-  "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
+  "$PY" -m pip install --quiet "torch==$TORCH_VERSION" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+  "$PY" -c "import torch" || { echo "[setup] torch could not be installed" >&2; exit 1; }
 fi
 
 stamp="$VENV/.saliency-rl-installed"
@@ -33,5 +34,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$PY" -c "import saliency_rl, torch, mujoco, dm_control, metaworld, ale_py" \
     || { echo "[setup] installation failed: see the pip output above" >&2; exit 1; }
   echo "$want" > "$stamp"
+fi
+# The browser tests drive Debian's chromium (Playwright's own browser download does not
+# work offline). Installed when we may; otherwise those tests skip and say why.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+   && [ -z "${SALIENCY_RL_NO_APT:-}" ]; then
+  echo "[setup] installing Debian's chromium for the browser tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "[setup] chromium could not be installed: the browser tests will be skipped"
 fi
 "$PY" -c "import torch; print('[setup] ready: torch', torch.__version__)"

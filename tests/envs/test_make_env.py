@@ -49,7 +49,11 @@ def test_option_values_are_checked(option):
 
 
 def test_a_missing_simulator_names_the_extra(monkeypatch):
+    import saliency_rl.envs
+
+    # Forget any earlier import of the adapter, both the module and the package's attribute.
     monkeypatch.delitem(sys.modules, "saliency_rl.envs.atari", raising=False)
+    monkeypatch.delattr(saliency_rl.envs, "atari", raising=False)
     monkeypatch.setitem(sys.modules, "ale_py", None)  # as if it were not installed
     with pytest.raises(
         EnvSpecError,

@@ -3,26 +3,23 @@
 Every environment returns observations ``{"rgb": uint8 (C*k, H, W), "proprio": float32 (d,)}``
 (``proprio`` where the suite has it; C is 3, or 1 for grey Atari frames) and puts the pixel
 coordinates of the task-relevant bodies in ``info["salient_points"]``: float32 (N, 2) as
-(x, y), x to the right and y down, in the newest frame; ``salient_point_names`` on the env
-names them. Points outside the image (or hidden behind the camera: NaN) are kept, so the
+(x, y), x to the right and y down, in the newest frame, named by
+``env.unwrapped.salient_point_names`` (gymnasium wrappers do not forward attributes; use
+``env.unwrapped`` or ``env.get_wrapper_attr``). Points outside the image (or hidden behind the camera: NaN) are kept, so the
 array always has N rows.
 
 MuJoCo suites render through EGL unless the user chose another backend with ``MUJOCO_GL``
-before importing saliency_rl (``osmesa`` or ``glfw``); EGL works without a GPU.
+(``osmesa`` or ``glfw``) before importing saliency_rl; see saliency_rl/__init__.py.
 """
 
 from __future__ import annotations
 
-import os
+import gymnasium as gym
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # respected if the user set it; must precede mujoco
-
-import gymnasium as gym  # noqa: E402
-
-from saliency_rl.envs.presets import PRESETS, preset_options  # noqa: E402
-from saliency_rl.envs.spec import SUITES, EnvSpec, parse_spec  # noqa: E402
-from saliency_rl.envs.wrappers import FrameStack  # noqa: E402
-from saliency_rl.errors import EnvSpecError  # noqa: E402
+from saliency_rl.envs.presets import PRESETS, preset_options
+from saliency_rl.envs.spec import SUITES, EnvSpec, parse_spec
+from saliency_rl.envs.wrappers import FrameStack
+from saliency_rl.errors import EnvSpecError
 
 __all__ = ["make_env", "task_names", "parse_spec", "EnvSpec", "PRESETS", "SUITES"]
 
