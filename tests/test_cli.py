@@ -155,3 +155,56 @@ def test_damaged_dataset_gives_one_line(fake_dataset):
     one_error_line(
         run("annotate", str(fake_dataset.root), "--oracle", "--frames", "50"), path.name, "damaged"
     )
+
+
+def test_collect_metaworld_expert_demonstrations(tmp_path, capsys):
+    out = tmp_path / "demos"
+    assert (
+        main(
+            [
+                "collect",
+                "--env",
+                "metaworld:reach",
+                "--out",
+                str(out),
+                "--episodes",
+                "1",
+                "--policy",
+                "expert",
+                "--episode-length",
+                "100",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    from saliency_rl.data import Dataset
+
+    episode = Dataset.open(out).episode(0)
+    assert episode["success"].any()  # the scripted expert reaches the goal within 100 steps
+    assert episode["proprio"].shape == (101, 4) and episode["salient_points"].shape == (101, 2, 2)
+
+
+def test_collect_atari_frames(tmp_path, capsys):
+    out = tmp_path / "pacman"
+    assert (
+        main(
+            [
+                "collect",
+                "--env",
+                "atari:MsPacman",
+                "--out",
+                str(out),
+                "--frames",
+                "40",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    from saliency_rl.data import Dataset
+
+    dataset = Dataset.open(out)
+    assert dataset.num_frames == 40
+    assert dataset.fields["rgb"].shape == (1, 84, 84)  # the newest grey frame of the stack of 4
+    assert "raw_reward" in dataset.fields and "proprio" not in dataset.fields
