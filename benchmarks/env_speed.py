@@ -51,18 +51,24 @@ def steps_per_second(
     return steps / (time.perf_counter() - start)
 
 
-def ours(spec: str, steps: int, size: int, **options) -> float:
-    env = make_env(spec, image_size=size, seed=0, **options)
+def gym_steps_per_second(env, steps: int, render: bool = False) -> float:
+    """Random-action steps/s of a gymnasium env (``render``: also call ``env.render()``); closes it."""
     env.action_space.seed(0)
 
     def step() -> bool:
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if render:
+            env.render()
         return terminated or truncated
 
     try:
         return steps_per_second(lambda: env.reset(seed=0), step, steps)
     finally:
         env.close()
+
+
+def ours(spec: str, steps: int, size: int, **options) -> float:
+    return gym_steps_per_second(make_env(spec, image_size=size, seed=0, **options), steps)
 
 
 def dmc_default(task: str, steps: int, size: int) -> float:
@@ -97,17 +103,7 @@ def metaworld_default(task: str, steps: int, size: int) -> float:
         width=size,
         height=size,
     )
-    env.action_space.seed(0)
-
-    def step() -> bool:
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        env.render()
-        return terminated or truncated
-
-    try:
-        return steps_per_second(lambda: env.reset(seed=0), step, steps)
-    finally:
-        env.close()
+    return gym_steps_per_second(env, steps, render=True)
 
 
 def atari_default(game: str, steps: int, size: int) -> float:
@@ -120,16 +116,7 @@ def atari_default(game: str, steps: int, size: int) -> float:
         env, noop_max=30, frame_skip=4, screen_size=size, grayscale_obs=True
     )
     env = gym.wrappers.FrameStackObservation(env, 4)
-    env.action_space.seed(0)
-
-    def step() -> bool:
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        return terminated or truncated
-
-    try:
-        return steps_per_second(lambda: env.reset(seed=0), step, steps)
-    finally:
-        env.close()
+    return gym_steps_per_second(env, steps)
 
 
 def machine() -> dict:
