@@ -52,3 +52,11 @@ def test_damaged_annotation_is_named(fake_dataset):
     (store.root / "frame_00000000.json").write_text("{oops")
     with pytest.raises(DatasetError, match="frame_00000000.json is damaged"):
         store.clicks(0)
+
+
+def test_delete_forgets_a_frame(fake_dataset):
+    store = AnnotationStore(fake_dataset)
+    store.save(3, [Click(4.0, 3.0, 1.0, "me", now())])
+    store.delete(3)
+    store.delete(3)  # twice is fine
+    assert store.annotated() == [] and store.clicks(3) == []

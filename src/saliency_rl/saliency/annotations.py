@@ -144,6 +144,14 @@ class AnnotationStore:
         }
         atomic_write_json(self._path(frame), record)
 
+    def delete(self, frame: int) -> None:
+        """Forget a frame's annotation (a cleared frame); nothing happens if it has none.
+
+        An annotation with no clicks is kept by ``save``: the oracle stores one for a frame
+        whose salient bodies are all out of view, meaning "nothing to look at here".
+        """
+        self._path(frame).unlink(missing_ok=True)
+
     def annotated(self) -> list[int]:
         """Frames with at least one click file, sorted."""
         if not self.root.is_dir():

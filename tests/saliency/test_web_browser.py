@@ -1,0 +1,165 @@
+"""A real headless Chromium annotates through the page, and the stored maps are what it clicked.
+
+Drives Debian's chromium with Playwright (Playwright's own browser download does not work
+offline); skipped, with the reason, where playwright or chromium is missing.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from saliency_rl.saliency.annotations import AnnotationStore
+from saliency_rl.saliency.maps import click_sigma, clicks_to_map
+from saliency_rl.saliency.overlay import overlay
+from saliency_rl.saliency.web import start_server
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # tests may run as root in a container
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed: pip install -e '.[dev]'")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip(
+            "chromium is not installed: apt-get install chromium (scripts/setup.sh does it as root)"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Annotator:
+    """A person at the page: clicks at image pixels and waits for each change to be saved."""
+
+    def __init__(self, page, size):
+        self.page = page
+        self.height, self.width = size
+
+    def wait(self, frame):
+        self.page.locator(f'body[data-frame="{frame}"][data-save-state="saved"]').wait_for()
+
+    def click(self, x, y):
+        """Click at image pixel coordinates (x, y); return the tolerance of the stored point."""
+        box = self.page.locator("#canvas").bounding_box()
+        self.page.mouse.click(
+            box["x"] + x / self.width * box["width"], box["y"] + y / self.height * box["height"]
+        )
+        return 0.5 * self.width / box["width"]  # half a displayed pixel, in image pixels
+
+    def key(self, key, frame):
+        self.page.keyboard.press(key)
+        self.wait(frame)
+
+
+def assert_clicks(store, frame, expected, tolerance):
+    clicks = store.clicks(frame)
+    assert len(clicks) == len(expected)
+    for click, (x, y) in zip(clicks, expected, strict=True):
+        assert abs(click.x - x) <= tolerance and abs(click.y - y) <= tolerance
+        assert click.annotator == "browser" and click.sigma == click_sigma(
+            *store.dataset.image_size
+        )
+    saliency = store.saliency_map(frame)
+    for x, y in expected:  # the map peaks on every clicked pixel
+        row, col = int(y), int(x)
+        around = saliency[max(row - 2, 0) : row + 3, max(col - 2, 0) : col + 3]
+        assert saliency[row, col] == around.max() > 0.9
+    if len(expected) == 1:
+        assert np.unravel_index(saliency.argmax(), saliency.shape) == (int(y), int(x))
+
+
+def test_annotating_in_the_browser_stores_exactly_what_was_clicked(browser, fake_dataset, tmp_path):
+    store = AnnotationStore(fake_dataset)
+    size = fake_dataset.image_size
+    errors = []
+    with start_server(fake_dataset.root, 4, annotator="browser") as server:
+        frames = store.selection()
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(server.url)
+        person = Annotator(page, size)
+        person.wait(0)
+        assert page.locator("#counter").inner_text() == "0/4"
+        box = page.locator("#canvas").bounding_box()
+        assert min(box["width"], box["height"]) >= 256
+        assert page.evaluate("getComputedStyle(ui.canvas).imageRendering") == "pixelated"
+
+        # Frame 0: one click, then a second one far away.
+        tolerance = person.click(10.5, 20.5)
+        person.wait(0)
+        assert_clicks(store, frames[0], [(10.5, 20.5)], tolerance)
+        assert page.locator("#counter").inner_text() == "1/4"
+        person.click(25.25, 5.75)
+        person.wait(0)
+        assert_clicks(store, frames[0], [(10.5, 20.5), (25.25, 5.75)], tolerance)
+        # The page's heat map is the stored one, and it is drawn over the frame.
+        clicks = store.clicks(frames[0])
+        shown = np.array(page.evaluate("Array.from(saliencyMap(app.clicks[0], app.H, app.W))"))
+        expected = clicks_to_map(np.array([[c.x, c.y] for c in clicks]), *size)
+        np.testing.assert_allclose(shown.reshape(size), expected, atol=1e-6)
+        row, col = 20, 11  # one pixel beside a click: inside its Gaussian, clear of its marker
+        drawn = page.evaluate(
+            """([row, col]) => {
+                const c = ui.canvas, scale = c.width / app.W;
+                const x = Math.floor((col + 0.5) * scale), y = Math.floor((row + 0.5) * scale);
+                return Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3));
+            }""",
+            [row, col],
+        )
+        rgb = fake_dataset.frame(frames[0], ["rgb"])["rgb"]
+        blended = overlay(rgb, expected)[row, col].astype(int)
+        assert np.abs(np.array(drawn) - blended).max() <= 3, (drawn, blended)
+
+        # Frame 1 (keyboard): two clicks, undo (z), a third with the Undo button, clear, undo.
+        person.key("d", 1)
+        tolerance = person.click(4.5, 4.5)
+        person.wait(1)
+        person.click(28.5, 28.5)
+        person.key("z", 1)
+        assert_clicks(store, frames[1], [(4.5, 4.5)], tolerance)
+        person.click(16.5, 16.5)
+        person.wait(1)
+        page.click("#undo")
+        person.wait(1)
+        assert_clicks(store, frames[1], [(4.5, 4.5)], tolerance)
+        person.key("c", 1)
+        assert store.clicks(frames[1]) == []
+        person.key("Control+z", 1)
+        assert_clicks(store, frames[1], [(4.5, 4.5)], tolerance)
+
+        # Frame 2, shown at an odd size (a narrow window, a zoom): positions stay right.
+        person.key("ArrowRight", 2)
+        page.evaluate("ui.canvas.style.width = '301px'")
+        tolerance = person.click(7.5, 30.5)
+        person.wait(2)
+        assert tolerance > 0.05  # a displayed pixel is about a tenth of an image pixel here
+        assert_clicks(store, frames[2], [(7.5, 30.5)], tolerance)
+        person.key("ArrowLeft", 1)
+        person.key("a", 0)
+        assert page.locator("#counter").inner_text() == "3/4"
+        screenshot = tmp_path / "page.png"
+        page.screenshot(path=screenshot)
+        assert screenshot.stat().st_size > 0
+
+        # Reopening resumes at the first frame without clicks.
+        page.reload()
+        person.wait(3)
+        assert page.locator("#counter").inner_text() == "3/4"
+        assert page.locator("#position").inner_text() == "frame 4 of 4"
+        page.close()
+    assert errors == []
+    assert store.annotated() == sorted(frames[:3])

@@ -1,0 +1,302 @@
+"""The annotation server: the round trip of clicks, and every bad request refused with a 4xx
+that changes nothing on disk. Most tests call the WSGI app directly; some go through a real
+server on 127.0.0.1 so the HTTP layer (raw paths, Content-Length) is exercised too."""
+
+import http.client
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from saliency_rl.cli import main
+from saliency_rl.saliency.annotations import AnnotationStore, Click
+from saliency_rl.saliency.maps import click_sigma, clicks_to_map
+from saliency_rl.saliency.web import AnnotationApp, start_server
+from saliency_rl.saliency.web.server import MAX_BODY_BYTES, MAX_CLICKS
+
+STATIC = Path(__file__).parents[2] / "src" / "saliency_rl" / "saliency" / "web" / "static"
+
+
+def call(app, method, path, body=b"", content_type="application/json", host="127.0.0.1:8765"):
+    """One request through the WSGI app: (status, headers, body bytes)."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "HTTP_HOST": host,
+    }
+    setup_testing_defaults(environ)
+    answer = {}
+
+    def start_response(status, headers):
+        answer["status"], answer["headers"] = int(status.split()[0]), dict(headers)
+
+    data = b"".join(app(environ, start_response))
+    assert answer["headers"]["Content-Length"] == str(len(data))
+    return answer["status"], answer["headers"], data
+
+
+def put(app, position, clicks):
+    body = json.dumps({"clicks": [{"x": x, "y": y} for x, y in clicks]}).encode()
+    return call(app, "PUT", f"/api/frame/{position}/clicks", body)
+
+
+def snapshot(root):
+    """Every file under the dataset with its bytes: 'nothing changed' means equal snapshots."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture
+def app(fake_dataset):
+    return AnnotationApp(fake_dataset, 4, seed=0, annotator="ann")
+
+
+def test_state_describes_the_selection_and_resumes_at_the_first_frame_without_clicks(app):
+    status, headers, body = call(app, "GET", "/api/state")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    state = json.loads(body)
+    frames = AnnotationStore(app.dataset).selection()
+    assert [f["frame"] for f in state["frames"]] == frames
+    assert state["image_size"] == [32, 32] and state["sigma"] == click_sigma(32, 32)
+    assert (state["annotator"], state["done"], state["total"], state["resume"]) == ("ann", 0, 4, 0)
+    put(app, 0, [(3.0, 4.0)])
+    put(app, 2, [(5.0, 6.0)])
+    state = json.loads(call(app, "GET", "/api/state")[2])
+    assert (state["done"], state["resume"]) == (2, 1)
+    assert [f["clicks"] for f in state["frames"]] == [1, 0, 1, 0]
+
+
+def test_clicks_round_trip_in_image_pixels_with_annotator_time_and_sigma(app):
+    status, _, body = put(app, 1, [(10.25, 20.5), (0.0, 31.999)])
+    assert status == 200
+    record = json.loads(body)
+    assert (record["position"], record["done"], record["total"]) == (1, 1, 4)
+    frame = app.frames[1]
+    assert record["frame"] == frame
+    clicks = AnnotationStore(app.dataset).clicks(frame)
+    assert [(c.x, c.y) for c in clicks] == [(10.25, 20.5), (0.0, 31.999)]
+    assert {(c.sigma, c.annotator) for c in clicks} == {(click_sigma(32, 32), "ann")}
+    assert json.loads(call(app, "GET", "/api/frame/1/clicks")[2])["clicks"] == record["clicks"]
+    expected = clicks_to_map(np.array([[10.25, 20.5], [0.0, 31.999]]), 32, 32)
+    np.testing.assert_array_equal(AnnotationStore(app.dataset).saliency_map(frame), expected)
+
+
+def test_kept_clicks_keep_their_time_and_annotator(app):
+    store = AnnotationStore(app.dataset)
+    frame = app.frames[0]
+    store.save(frame, [Click(1.5, 2.5, 1.0, "oracle", "2020-01-01T00:00:00+00:00")])
+    put(app, 0, [(1.5, 2.5), (7.0, 8.0)])
+    first, second = store.clicks(frame)
+    assert (first.annotator, first.time, first.sigma) == (
+        "oracle",
+        "2020-01-01T00:00:00+00:00",
+        1.0,
+    )
+    assert second.annotator == "ann" and second.time > first.time
+    put(app, 0, [(1.5, 2.5)])  # undo
+    assert store.clicks(frame) == [first]
+
+
+def test_clearing_a_frame_never_annotated_writes_nothing(app):
+    before = snapshot(app.dataset.root)
+    status, _, body = put(app, 3, [])
+    assert status == 200 and json.loads(body)["clicks"] == []
+    assert snapshot(app.dataset.root) == before
+    put(app, 3, [(1.0, 1.0)])
+    put(app, 3, [])  # clearing an annotated frame stores the empty list
+    assert AnnotationStore(app.dataset).clicks(app.frames[3]) == []
+
+
+def test_image_is_the_stored_frame_at_native_resolution(app):
+    status, headers, body = call(app, "GET", "/api/frame/2/image.png")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(body)))
+    expected = app.dataset.frame(app.frames[2], ["rgb"])["rgb"].transpose(1, 2, 0)
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_page_and_assets_are_served_from_the_package_and_fetch_nothing_elsewhere(app):
+    for path, kind in [
+        ("/", "text/html"),
+        ("/static/annotate.js", "text/javascript"),
+        ("/static/annotate.css", "text/css"),
+    ]:
+        status, headers, body = call(app, "GET", path)
+        assert status == 200 and headers["Content-Type"].startswith(kind)
+        assert not re.search(rb"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", body), path  # no CDN
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    assert b'id="canvas"' in call(app, "GET", "/")[2]
+    assert {p.name for p in STATIC.iterdir()} == {"index.html", "annotate.js", "annotate.css"}
+
+
+TOO_MANY = json.dumps({"clicks": [{"x": 1, "y": 1}] * (MAX_CLICKS + 1)}).encode()
+BAD_BODIES = {
+    # name: (body of PUT /api/frame/0/clicks, expected status, words in the message)
+    "x = width": (b'{"clicks": [{"x": 32, "y": 1}]}', 400, "outside the 32x32 image"),
+    "negative y": (b'{"clicks": [{"x": 1, "y": -0.1}]}', 400, "outside the 32x32 image"),
+    "garbage JSON": (b"{oops", 400, "not valid JSON"),
+    "not UTF-8": (b'{"clicks": "\xff"}', 400, "not valid JSON"),
+    "NaN": (b'{"clicks": [{"x": NaN, "y": 1}]}', 400, "not valid JSON"),
+    "deep nesting": (b"[" * 20000, 400, "not valid JSON"),
+    "empty body": (b"", 400, "not valid JSON"),
+    "a list": (b'[{"x": 1, "y": 1}]', 400, "JSON object"),
+    "extra key": (b'{"clicks": [], "frame": 3}', 400, "JSON object"),
+    "sigma given": (b'{"clicks": [{"x": 1, "y": 1, "sigma": 9}]}', 400, "exactly"),
+    "x a string": (b'{"clicks": [{"x": "1", "y": 1}]}', 400, "must be a number"),
+    "x a bool": (b'{"clicks": [{"x": true, "y": 1}]}', 400, "must be a number"),
+    "too many clicks": (TOO_MANY, 400, f"at most {MAX_CLICKS}"),
+    "too large": (b" " * (MAX_BODY_BYTES + 1), 413, f"at most {MAX_BODY_BYTES}"),
+}
+BAD_ROUTES = {
+    # name: (method, path, expected status, words in the message); PUTs send no clicks
+    "wrong index": ("PUT", "/api/frame/4/clicks", 404, "does not exist"),
+    "huge index": ("GET", "/api/frame/999999999/clicks", 404, "does not exist"),
+    "negative index": ("GET", "/api/frame/-1/clicks", 404, "no such page"),
+    "index of an image": ("GET", "/api/frame/4/image.png", 404, "does not exist"),
+    "bad method": ("DELETE", "/api/frame/0/clicks", 405, "not allowed"),
+    "PUT the state": ("PUT", "/api/state", 405, "not allowed"),
+    "PUT an image": ("PUT", "/api/frame/0/image.png", 405, "not allowed"),
+    "path up": ("GET", "/../meta.json", 404, "no such page"),
+    "path as the index": ("GET", "/api/frame/../../meta.json/clicks", 404, "no such page"),
+    "path after the index": ("PUT", "/api/frame/0/../../../meta.json", 404, "no such page"),
+    "path under static": ("GET", "/static/../../../dataset.py", 404, "no such page"),
+    "absolute path": ("GET", "/api/frame//etc/passwd/clicks", 404, "no such page"),
+    "a dataset file": ("GET", "/annotations/selection.json", 404, "no such page"),
+}
+
+
+def assert_refused(app, method, path, body, content_type, expected, words):
+    put(app, 0, [(5.0, 5.0)])  # something on disk that a bad request could spoil
+    before = snapshot(app.dataset.root)
+    status, headers, data = call(app, method, path, body, content_type)
+    assert status == expected
+    assert headers["Content-Type"] == "application/json"
+    assert words in json.loads(data)["error"]
+    assert snapshot(app.dataset.root) == before
+    if status == 405:
+        assert "Allow" in headers
+
+
+@pytest.mark.parametrize("name", list(BAD_BODIES))
+def test_bad_bodies_get_a_4xx_with_a_message_and_change_nothing(app, name):
+    body, expected, words = BAD_BODIES[name]
+    assert_refused(app, "PUT", "/api/frame/0/clicks", body, "application/json", expected, words)
+
+
+@pytest.mark.parametrize("name", list(BAD_ROUTES))
+def test_bad_routes_get_a_4xx_with_a_message_and_change_nothing(app, name):
+    method, path, expected, words = BAD_ROUTES[name]
+    body = b'{"clicks": []}' if method == "PUT" else b""
+    assert_refused(app, method, path, body, "application/json", expected, words)
+
+
+def test_clicks_must_be_sent_as_json(app):
+    body = b'{"clicks": []}'
+    assert_refused(app, "PUT", "/api/frame/0/clicks", body, "text/plain", 415, "application/json")
+
+
+def test_a_foreign_host_name_is_refused_on_loopback(app):
+    """A page on another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) gets 403."""
+    before = snapshot(app.dataset.root)
+    status, _, body = call(
+        app, "PUT", "/api/frame/0/clicks", b'{"clicks": []}', host="evil.example:8765"
+    )
+    assert status == 403 and "not this machine" in json.loads(body)["error"]
+    assert snapshot(app.dataset.root) == before
+    for host in ("localhost:8765", "127.0.0.1", "[::1]:8765"):
+        assert call(app, "GET", "/api/state", host=host)[0] == 200
+
+
+# ---------------------------------------------------------------------- over real HTTP
+def request(url, method, path, body=None, headers=None):
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_real_server_on_loopback_answers_and_refuses(fake_dataset):
+    with start_server(fake_dataset.root, 3, annotator="ann") as server:
+        assert server.server_address[0] == "127.0.0.1"
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", server.url)
+        json_type = {"Content-Type": "application/json"}
+        status, body = request(
+            server.url, "PUT", "/api/frame/2/clicks", b'{"clicks": [{"x": 4, "y": 5}]}', json_type
+        )
+        assert status == 200 and json.loads(body)["done"] == 1
+        before = snapshot(fake_dataset.root)
+        for path in (
+            "/api/frame/%2e%2e%2f%2e%2e%2fmeta.json/clicks",
+            "/static/..%2fannotate.js%2f..%2f..%2fmeta.json",
+            "/%2e%2e/meta.json",
+        ):
+            status, body = request(server.url, "GET", path)
+            assert status == 404 and "no such page" in json.loads(body)["error"]
+        # A declared length over the limit is refused before the body is read (none is sent).
+        status, body = request(
+            server.url,
+            "PUT",
+            "/api/frame/0/clicks",
+            None,
+            {**json_type, "Content-Length": str(10**9)},
+        )
+        assert status == 413
+        assert snapshot(fake_dataset.root) == before
+    store = AnnotationStore(fake_dataset)
+    assert [(c.x, c.y) for c in store.clicks(store.selection()[2])] == [(4.0, 5.0)]
+
+
+def test_cli_serves_until_interrupted(fake_dataset):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "saliency_rl.cli",
+            "annotate",
+            str(fake_dataset.root),
+            "--frames",
+            "3",
+            "--port",
+            "0",
+            "--annotator",
+            "cli",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"http://\S+", line).group(0)
+        status, body = request(url, "GET", "/api/state")
+        assert status == 200 and json.loads(body)["annotator"] == "cli"
+        assert json.loads(body)["total"] == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "stopped: 0/3 frames annotated" in out
+
+
+def test_cli_names_a_bad_port_or_name_in_one_line(fake_dataset, capsys):
+    assert main(["annotate", str(fake_dataset.root), "--port", "70000"]) == 2
+    assert "port 70000 is not valid" in capsys.readouterr().err
+    assert main(["annotate", str(fake_dataset.root), "--annotator", " "]) == 2
+    assert "annotator name" in capsys.readouterr().err
