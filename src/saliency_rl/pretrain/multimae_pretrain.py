@@ -1,0 +1,692 @@
+"""Masked multi-modal pretraining of MultiMAE on a dataset: ``saliency-rl pretrain``.
+
+The loop: sample a batch of frames, flip each horizontally with probability 0.5 (every
+modality of a frame alike), mask 75% of all tokens with Dirichlet shares across modalities,
+reconstruct, and take an AdamW step (betas 0.9, 0.95, weight decay 0.05, as MAE and
+MultiMAE) on a linear warm-up then cosine learning-rate schedule.
+
+Run directory::
+
+    OUT/
+      metrics.csv                         one row per step: losses, learning rate, images/s
+      reconstructions/step_000200.png     masked inputs | reconstructions | targets, per modality
+      checkpoints/step_000200/            a checkpoint, written whole then renamed into place:
+        config.json                         the model config, the pretraining config, the dataset
+        model.safetensors                   the weights
+        training_state/                     for an exact resume:
+          state.json                          step, RNG states (python, numpy), optimizer groups
+          state.safetensors                   optimizer moments, torch RNG state
+
+The latest checkpoint is the encoder: ``FrozenMultiMAEEncoder.load(OUT)`` finds it.
+
+Exact resume: the data order and the flips are functions of (seed, step) (an epoch is a
+permutation drawn from ``numpy.random.default_rng([seed, epoch])``), the masking draws from
+torch's global RNG, whose state is saved, and the learning rate is a function of the step;
+so N steps in one go and N/2 + resume + N/2 give bitwise the same weights on the same
+machine and thread count.
+
+Data: every requested field of every frame is loaded into memory once (uint8 RGB: 12 KiB a
+64x64 frame, 1.2 GB for 100k frames; saliency a third of that).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from saliency_rl import __version__
+from saliency_rl.data.dataset import Dataset
+from saliency_rl.errors import DatasetError, SaliencyRLError
+from saliency_rl.models.multimae import (
+    MODALITIES,
+    ModelError,
+    MultiMAE,
+    find_checkpoint,
+    multimae_config,
+    output_to_image,
+    prepare_inputs,
+)
+
+CHECKPOINTS_DIR = "checkpoints"
+RECONSTRUCTIONS_DIR = "reconstructions"
+TRAINING_STATE_DIR = "training_state"
+METRICS_FILE = "metrics.csv"
+STEP_DIR_PATTERN = re.compile(r"^step_(\d{6,})$")
+MASK_COLOUR = torch.tensor([0.25, 0.35, 0.75])[None, :, None, None]  # masked patches in previews
+# Settings that may change between a run and its resume without breaking exactness.
+RESUMABLE_CHANGES = ("steps", "stop_at", "checkpoint_every", "keep_checkpoints")
+
+
+class PretrainError(SaliencyRLError):
+    """Pretraining cannot start or resume: the message says why and what to do."""
+
+
+@dataclass
+class PretrainConfig:
+    """Pretraining settings; stored in every checkpoint's config.json."""
+
+    modalities: tuple[str, ...] = ("rgb", "saliency")
+    """Modalities to pretrain on (rgb, saliency, depth, normals); ("rgb",) is plain MAE."""
+    model_size: str = "visarl"
+    """A name from ``MODEL_SIZES``: visarl (depth 4, width 256, 4 heads) or tiny (tests)."""
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    """MultiMAEConfig fields to change, e.g. {"mask_ratio": 0.8, "norm_pix_loss": True}."""
+    steps: int = 10_000
+    """Optimiser steps in total."""
+    batch_size: int = 64
+    """Frames per step."""
+    lr: float = 1e-4
+    """Peak learning rate (MultiMAE's base rate 1e-4; ViSaRL's code uses it unscaled)."""
+    min_lr: float = 0.0
+    """Learning rate at the end of the cosine schedule (MultiMAE: 0)."""
+    warmup: int | None = None
+    """Linear warm-up steps; None: 5% of ``steps`` (MAE warms up 40 of 800 epochs)."""
+    weight_decay: float = 0.05
+    """AdamW weight decay (MAE, MultiMAE), not applied to biases, norms, tokens, embeddings."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas (MAE, MultiMAE)."""
+    hflip: float = 0.5
+    """Probability of flipping a frame (all its modalities) horizontally (MultiMAE: 0.5)."""
+    seed: int = 0
+    """Seeds the initial weights, the data order, the flips and the masks."""
+    checkpoint_every: int = 1000
+    """Steps between checkpoints; the last step always writes one."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept (the newest); 0 keeps all."""
+    stop_at: int | None = None
+    """Stop after this step (checkpointed), keeping the schedule of ``steps``; resume later."""
+    fovy_degrees: float = 45.0
+    """Vertical field of view of the camera, for normals from depth (MuJoCo's default)."""
+    preview_frames: int = 4
+    """Frames shown in the reconstruction PNG."""
+
+    def __post_init__(self) -> None:
+        self.modalities = tuple(self.modalities)
+        self.betas = tuple(self.betas)
+        for name in ("steps", "batch_size", "checkpoint_every", "preview_frames"):
+            if int(getattr(self, name)) < 1:
+                raise PretrainError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stop_at is not None and not 1 <= self.stop_at <= self.steps:
+            raise PretrainError(f"stop_at must be in [1, steps={self.steps}], got {self.stop_at}")
+        if self.warmup is not None and self.warmup < 0:
+            raise PretrainError(f"warmup must be >= 0, got {self.warmup}")
+        if not self.lr > 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise PretrainError(f"need lr > 0 and 0 <= min_lr <= lr, got {self.lr}, {self.min_lr}")
+        if self.weight_decay < 0:
+            raise PretrainError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.hflip <= 1.0:
+            raise PretrainError(f"hflip is a probability, got {self.hflip}")
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.warmup if self.warmup is not None else max(1, self.steps // 20)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["modalities"] = list(self.modalities)
+        out["betas"] = list(self.betas)
+        return out
+
+
+@dataclass
+class PretrainSummary:
+    """What a pretraining run did."""
+
+    out_dir: Path
+    checkpoint: Path
+    """The latest checkpoint directory (the encoder)."""
+    step: int
+    """Steps done in total."""
+    resumed_from: int | None
+    """The step this call resumed from, or None for a fresh start."""
+    losses: dict[str, float]
+    """Mean losses of the last (up to 50) steps of this call: "loss" and one per modality."""
+    images_per_second: float
+    """Training throughput of this call (checkpoints and previews excluded)."""
+    reconstruction_png: Path
+
+
+def learning_rate(step: int, config: PretrainConfig) -> float:
+    """Linear warm-up from 0 to ``lr``, then half a cosine down to ``min_lr`` (MAE, MultiMAE)."""
+    warmup = config.warmup_steps
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.steps - warmup)
+    return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise PretrainError("device cuda was asked for but CUDA is not available; use --device cpu")
+    return torch.device(device)
+
+
+# ---------------------------------------------------------------------- data
+def missing_field_message(dataset: Dataset, modality: str, field_name: str) -> str:
+    if field_name == "saliency":
+        how = f"run `saliency-rl label {dataset.root} --predictor CKPT` first"
+    elif field_name == "depth":
+        how = "collect it with depth rendering (a float16 or uint16 `depth` field of (T, H, W))"
+    else:
+        how = f"write a {field_name!r} field with Dataset.write_field"
+    return f"dataset {dataset.root} has no {field_name} field, needed by modality {modality}: {how}"
+
+
+def check_fields(dataset: Dataset, modalities: Sequence[str]) -> list[str]:
+    """The dataset fields the modalities read; errors for unknown modalities and missing fields."""
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise ModelError(
+            f"unknown modality {unknown[0]!r}; valid modalities: {', '.join(MODALITIES)}"
+        )
+    for m in modalities:
+        if not dataset.has_field(MODALITIES[m].field):
+            raise DatasetError(missing_field_message(dataset, m, MODALITIES[m].field))
+    if dataset.num_frames == 0:
+        raise DatasetError(f"dataset {dataset.root} has no frames")
+    return sorted({MODALITIES[m].field for m in modalities})
+
+
+class PretrainData:
+    """The fields the modalities need, for every frame, in memory.
+
+    Args:
+        dataset: the dataset.
+        modalities: names in ``MODALITIES``; each needs its dataset field (normals: depth).
+    """
+
+    def __init__(self, dataset: Dataset, modalities: Sequence[str]) -> None:
+        self.fields = check_fields(dataset, modalities)
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in self.fields}
+        for episode in range(dataset.num_episodes):
+            for name, array in dataset.episode(episode, self.fields).items():
+                parts[name].append(array)
+        self.arrays = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+        self._check_shapes(dataset)
+        self.num_frames = dataset.num_frames
+
+    def _check_shapes(self, dataset: Dataset) -> None:
+        size = dataset.image_size
+        rgb = self.arrays.get("rgb")
+        if rgb is not None and rgb.ndim != 4:
+            raise DatasetError(f"rgb frames must be (T, C, H, W), got {rgb.shape[1:]}")
+        for name in ("saliency", "depth"):
+            array = self.arrays.get(name)
+            if array is not None and (array.ndim != 3 or tuple(array.shape[1:]) != size):
+                raise DatasetError(
+                    f"field {name} must hold one (H, W) = {size} map a frame, got {array.shape[1:]}"
+                )
+
+    def batch(self, indices: np.ndarray, flip: np.ndarray) -> dict[str, torch.Tensor]:
+        """Raw fields of frames ``indices`` as tensors, those with ``flip`` mirrored left-right."""
+        out = {}
+        for name, array in self.arrays.items():
+            rows = array[indices]  # (B, ..., W)
+            rows = np.where(flip.reshape(-1, *[1] * (rows.ndim - 1)), rows[..., ::-1], rows)
+            tensor = torch.from_numpy(np.ascontiguousarray(rows))
+            out[name] = tensor.float() if name == "depth" else tensor
+        return out
+
+
+def batch_indices(step: int, batch_size: int, num_frames: int, seed: int) -> np.ndarray:
+    """Frames of step ``step``: the next ``batch_size`` of a stream of epoch permutations."""
+    start = step * batch_size
+    out = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), num_frames)
+        order = np.random.default_rng([seed, epoch]).permutation(num_frames)
+        out.extend(order[offset : offset + batch_size - len(out)].tolist())
+    return np.asarray(out, dtype=np.int64)
+
+
+def batch_flips(step: int, batch_size: int, seed: int, probability: float) -> np.ndarray:
+    """Which frames of step ``step`` are flipped: bool (batch_size,)."""
+    return np.random.default_rng([seed, 1_000_003, step]).random(batch_size) < probability
+
+
+# ---------------------------------------------------------------------- checkpoints
+def checkpoint_dirs(out_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run as (step, directory), oldest first."""
+    root = Path(out_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = STEP_DIR_PATTERN.match(path.name)
+        if match and (path / "model.safetensors").is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def _tensor_name(path: Sequence[str]) -> str:
+    return ".".join(path)
+
+
+def save_training_checkpoint(
+    directory: Path,
+    model: MultiMAE,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    extra_config: Mapping[str, Any],
+) -> Path:
+    """Write model + training state into ``directory`` atomically (a temp dir renamed)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, extra={**extra_config, "step": step})
+    (tmp / TRAINING_STATE_DIR).mkdir()
+    optim = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, rng in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda_rng.{i}"] = rng
+    for index, state in optim["state"].items():
+        for key, value in state.items():
+            tensors[_tensor_name(("optimizer", str(index), key))] = (
+                value.detach().cpu().contiguous()
+            )
+    np_state = np.random.get_state()
+    state = {
+        "step": step,
+        "optimizer_param_groups": optim["param_groups"],
+        "optimizer_state_keys": {str(i): sorted(s) for i, s in optim["state"].items()},
+        "python_random": _jsonable(random.getstate()),
+        "numpy_random": [np_state[0], np_state[1].tolist(), *[_jsonable(v) for v in np_state[2:]]],
+    }
+    save_file(tensors, str(tmp / TRAINING_STATE_DIR / "state.safetensors"))
+    (tmp / TRAINING_STATE_DIR / "state.json").write_text(json.dumps(state) + "\n")
+    if directory.exists():
+        shutil.rmtree(directory)
+    os.replace(tmp, directory)
+    return directory
+
+
+def load_training_checkpoint(
+    directory: Path, model: MultiMAE, optimizer: torch.optim.Optimizer
+) -> int:
+    """Restore weights, optimizer, and RNG states; return the step."""
+    loaded = MultiMAE.from_pretrained(directory)
+    model.load_state_dict(loaded.state_dict())
+    state_dir = directory / TRAINING_STATE_DIR
+    try:
+        state = json.loads((state_dir / "state.json").read_text())
+        tensors = load_file(str(state_dir / "state.safetensors"))
+    except (OSError, json.JSONDecodeError, SafetensorError) as error:
+        raise PretrainError(
+            f"cannot resume from {directory}: its training state is missing or damaged ({error})"
+        ) from None
+    device = next(model.parameters()).device
+    optim_state = {
+        int(i): {
+            key: tensors[_tensor_name(("optimizer", i, key))].to(device)
+            if key != "step"
+            else tensors[_tensor_name(("optimizer", i, key))]
+            for key in keys
+        }
+        for i, keys in state["optimizer_state_keys"].items()
+    }
+    groups = state["optimizer_param_groups"]
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
+    torch.set_rng_state(tensors["torch_rng"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda_rng.")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    random.setstate(_tuples(state["python_random"]))
+    name, keys, pos, has_gauss, cached = state["numpy_random"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    return int(state["step"])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+# ---------------------------------------------------------------------- preview PNG
+@torch.no_grad()
+def save_reconstruction_png(
+    model: MultiMAE,
+    raw: Mapping[str, torch.Tensor],
+    path: Path,
+    seed: int = 0,
+    fovy_degrees: float = 45.0,
+    scale: int | None = None,
+) -> Path:
+    """Draw, per frame (rows) and modality, the masked input, the reconstruction (predicted
+    patches where masked, input where visible) and the target; write a PNG.
+
+    The masks are drawn from a forked RNG seeded with ``seed``, so the training RNG is untouched.
+    Tiles are enlarged ``scale`` times (default: to at least 96 pixels wide).
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    raw = {k: v.to(device) for k, v in raw.items()}
+    inputs = prepare_inputs(raw, model.config.modalities, fovy_degrees)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        output = model(inputs)
+    model.train(was_training)
+    p = model.config.patch_size
+    columns, labels = [], []
+    for m in model.config.modalities:
+        image = inputs[m]  # (N, C, H, W)
+        channels = image.shape[1]
+        pred = output.preds[m]  # (N, L_m, p*p*C)
+        if m == "rgb" and model.config.norm_pix_loss:
+            # Undo the per-patch normalisation with the true patch statistics (as MAE's demo).
+            target = model.patchify(image)
+            pred = pred * (target.var(-1, keepdim=True) + 1e-6).sqrt() + target.mean(
+                -1, keepdim=True
+            )
+        pred = model.unpatchify(pred, channels)  # (N, C, H, W)
+        mask = output.masks[m].reshape(-1, 1, *model.config.grid).float()  # (N, 1, gh, gw)
+        mask = mask.repeat_interleave(p, 2).repeat_interleave(p, 3)  # (N, 1, H, W)
+        target_rgb = output_to_image(m, image)  # (N, 3, H, W) in [0, 1]
+        masked_rgb = target_rgb * (1 - mask) + MASK_COLOUR.to(device) * mask
+        recon_rgb = output_to_image(m, pred * mask + image * (1 - mask))
+        columns += [masked_rgb, recon_rgb, target_rgb]
+        labels += [f"{m} masked", f"{m} recon", f"{m} target"]
+    n, _, height, width = columns[0].shape
+    scale = scale or max(1, math.ceil(96 / width))
+    tile_h, tile_w, header = height * scale, width * scale, 14
+    sheet = Image.new("RGB", (len(columns) * (tile_w + 2), header + n * (tile_h + 2)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, (column, label) in enumerate(zip(columns, labels, strict=True)):
+        draw.text((c * (tile_w + 2) + 2, 1), label, fill="black")
+        pixels = (column.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for r in range(n):
+            tile = Image.fromarray(pixels[r]).resize((tile_w, tile_h), Image.NEAREST)
+            sheet.paste(tile, (c * (tile_w + 2), header + r * (tile_h + 2)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    sheet.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------- the loop
+def pretrain_multimae(
+    dataset: Dataset | str | Path,
+    out_dir: str | Path,
+    modalities: Sequence[str] = ("rgb", "saliency"),
+    steps: int = 10_000,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    warmup: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    progress: bool = True,
+    *,
+    model_size: str = "visarl",
+    model_overrides: Mapping[str, Any] | None = None,
+    checkpoint_every: int = 1000,
+    keep_checkpoints: int = 2,
+    stop_at: int | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    **settings: Any,
+) -> PretrainSummary:
+    """Pretrain a MultiMAE (or, with one modality, an MAE) on a dataset's frames.
+
+    Args:
+        dataset: a Dataset or its directory; needs a field for every modality (``saliency``
+            from ``saliency-rl label``; ``depth`` for depth and normals).
+        out_dir: the run directory (see the module docstring); must be new or empty unless
+            ``resume``.
+        modalities: e.g. ("rgb", "saliency") for ViSaRL, ("rgb",) for MAE.
+        steps: optimiser steps in total (the cosine schedule's length).
+        batch_size: frames per step.
+        lr: peak learning rate.
+        warmup: warm-up steps (None: 5% of ``steps``).
+        seed: seeds weights, data order, flips and masks.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        resume: continue from the newest checkpoint in ``out_dir`` (a fresh start if it has
+            none); the settings must match the stored ones except ``RESUMABLE_CHANGES``.
+        progress: show a progress bar with the loss on stderr.
+        model_size: ``visarl`` or ``tiny`` (``MODEL_SIZES``).
+        model_overrides: MultiMAEConfig fields to change (mask_ratio, norm_pix_loss, ...).
+        checkpoint_every: steps between checkpoints (and reconstruction PNGs).
+        keep_checkpoints: newest checkpoints kept; 0 keeps all.
+        stop_at: stop after this step, checkpointed, with the schedule of ``steps``.
+        callback: called as ``callback(step, metrics)`` after every step.
+        **settings: other ``PretrainConfig`` fields (min_lr, weight_decay, betas, hflip,
+            fovy_degrees, preview_frames).
+
+    Returns:
+        A PretrainSummary. Interrupted (Ctrl-C), it writes a checkpoint of the steps done and
+        re-raises KeyboardInterrupt.
+    """
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(PretrainConfig)})
+    if unknown:
+        raise PretrainError(f"unknown pretraining settings: {', '.join(unknown)}")
+    config = PretrainConfig(
+        modalities=tuple(modalities), model_size=model_size,
+        model_overrides=dict(model_overrides or {}), steps=steps, batch_size=batch_size, lr=lr,
+        warmup=warmup, seed=seed, checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints, stop_at=stop_at, **settings,
+    )  # fmt: skip
+    dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    out_dir = Path(out_dir)
+    device = resolve_device(device)
+    check_fields(dataset, config.modalities)
+    overrides = dict(config.model_overrides)
+    if "rgb" in config.modalities and "channels" not in overrides:
+        overrides["channels"] = {"rgb": int(dataset.fields["rgb"].shape[0])}
+    model_config = multimae_config(
+        config.model_size, config.modalities, image_size=dataset.image_size, **overrides
+    )
+    previous = _previous_checkpoint(out_dir, resume)
+    data = PretrainData(dataset, config.modalities)
+    torch.manual_seed(config.seed)
+    model = MultiMAE(model_config).to(device)
+    optimizer = _adamw(model, config)
+    extra = {
+        "pretrain": config.to_dict(),
+        "dataset": {
+            "path": str(dataset.root),
+            "env_spec": dataset.env_spec,
+            "num_frames": dataset.num_frames,
+        },
+        "package_version": __version__,
+    }
+
+    start = 0
+    if previous is not None:
+        _check_resumable(previous, config, dataset)
+        start = load_training_checkpoint(previous, model, optimizer)
+    end = config.stop_at or config.steps
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = _MetricsWriter(out_dir / METRICS_FILE, model_config.modalities, start)
+    preview_indices = np.linspace(0, data.num_frames - 1, config.preview_frames).round().astype(int)
+    preview = data.batch(preview_indices, np.zeros(len(preview_indices), dtype=bool))
+
+    def checkpoint(step: int) -> Path:
+        path = save_training_checkpoint(
+            out_dir / CHECKPOINTS_DIR / f"step_{step:06d}", model, optimizer, step, extra
+        )
+        save_reconstruction_png(
+            model, preview, out_dir / RECONSTRUCTIONS_DIR / f"step_{step:06d}.png",
+            seed=config.seed, fovy_degrees=config.fovy_degrees,
+        )  # fmt: skip
+        _prune(out_dir, config.keep_checkpoints)
+        return path
+
+    model.train()
+    recent: list[dict[str, float]] = []
+    train_time, images = 0.0, 0
+    step = start
+    bar = tqdm(
+        total=end, initial=start, desc="pretrain", unit="step", disable=not progress,
+        dynamic_ncols=True,
+    )  # fmt: skip
+    try:
+        with bar:
+            while step < end:
+                tick = time.perf_counter()
+                rate = learning_rate(step, config)
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
+                indices = batch_indices(step, config.batch_size, data.num_frames, config.seed)
+                flips = batch_flips(step, config.batch_size, config.seed, config.hflip)
+                raw = {k: v.to(device) for k, v in data.batch(indices, flips).items()}
+                inputs = prepare_inputs(raw, config.modalities, config.fovy_degrees)
+                output = model(inputs)
+                optimizer.zero_grad(set_to_none=True)
+                output.loss.backward()
+                optimizer.step()
+                loss = float(output.loss.detach())
+                if not math.isfinite(loss):
+                    raise PretrainError(
+                        f"the loss became {loss} at step {step}: lower the learning rate (--lr)"
+                    )
+                step += 1
+                elapsed = time.perf_counter() - tick
+                train_time += elapsed
+                images += config.batch_size
+                row = {"loss": loss, **{m: float(v.detach()) for m, v in output.losses.items()}}
+                recent = (recent + [row])[-50:]
+                metrics.write(step, row, rate, config.batch_size / elapsed)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()}, refresh=False)
+                bar.update(1)
+                if callback is not None:
+                    callback(step, row)
+                if step % config.checkpoint_every == 0 or step == end:
+                    checkpoint(step)
+    except KeyboardInterrupt:
+        if step > start and not (out_dir / CHECKPOINTS_DIR / f"step_{step:06d}").exists():
+            checkpoint(step)
+        raise
+    finally:
+        metrics.close()
+
+    latest = find_checkpoint(out_dir)
+    if step == start and not (out_dir / RECONSTRUCTIONS_DIR / f"step_{step:06d}.png").exists():
+        save_reconstruction_png(
+            model, preview, out_dir / RECONSTRUCTIONS_DIR / f"step_{step:06d}.png",
+            seed=config.seed, fovy_degrees=config.fovy_degrees,
+        )  # fmt: skip
+    means = {k: float(np.mean([r[k] for r in recent])) for k in (recent[0] if recent else {})}
+    return PretrainSummary(
+        out_dir=out_dir,
+        checkpoint=latest,
+        step=step,
+        resumed_from=start if previous is not None else None,
+        losses=means,
+        images_per_second=images / train_time if train_time else 0.0,
+        reconstruction_png=out_dir / RECONSTRUCTIONS_DIR / f"step_{step:06d}.png",
+    )
+
+
+def _adamw(model: MultiMAE, config: PretrainConfig) -> torch.optim.AdamW:
+    skip = model.no_weight_decay()
+    decay = [p for n, p in model.named_parameters() if n not in skip]
+    no_decay = [p for n, p in model.named_parameters() if n in skip]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        betas=config.betas,
+    )
+
+
+def _previous_checkpoint(out_dir: Path, resume: bool) -> Path | None:
+    found = checkpoint_dirs(out_dir)
+    if resume:
+        return found[-1][1] if found else None
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        hint = "pass --resume to continue it" if found else "it is not empty"
+        raise PretrainError(f"output directory {out_dir} exists ({hint}); or choose another --out")
+    return None
+
+
+def _check_resumable(previous: Path, config: PretrainConfig, dataset: Dataset) -> None:
+    stored = json.loads((previous / "config.json").read_text())
+    before = stored.get("pretrain", {})
+    now = config.to_dict()
+    changed = [
+        f"{k}: {before.get(k)!r} -> {now[k]!r}"
+        for k in now
+        if k not in RESUMABLE_CHANGES and before.get(k) != now[k]
+    ]
+    if changed:
+        raise PretrainError(
+            f"cannot resume {previous.parent.parent}: settings differ from the run's "
+            f"({'; '.join(changed)}); use the same settings or another --out"
+        )
+    frames = stored.get("dataset", {}).get("num_frames")
+    if frames != dataset.num_frames:
+        raise PretrainError(
+            f"cannot resume {previous.parent.parent}: it was trained on {frames} frames, the "
+            f"dataset has {dataset.num_frames} now; pretrain into another --out"
+        )
+
+
+def _prune(out_dir: Path, keep: int) -> None:
+    if keep <= 0:
+        return
+    for _, path in checkpoint_dirs(out_dir)[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _MetricsWriter:
+    """metrics.csv, one row per step; on resume, rows after the resumed step are dropped."""
+
+    def __init__(self, path: Path, modalities: Sequence[str], start: int) -> None:
+        self.columns = ["step", "loss", *[f"loss_{m}" for m in modalities], "lr", "images_per_s"]
+        rows: list[list[str]] = []
+        if start > 0 and path.exists():
+            with path.open(newline="") as handle:
+                reader = csv.reader(handle)
+                header = next(reader, None)
+                if header == self.columns:
+                    rows = [r for r in reader if r and int(r[0]) <= start]
+        self.handle = path.open("w", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(self.columns)
+        self.writer.writerows(rows)
+        self.modalities = list(modalities)
+
+    def write(self, step: int, row: Mapping[str, float], lr: float, images_per_s: float) -> None:
+        self.writer.writerow(
+            [step, f"{row['loss']:.6g}", *[f"{row[m]:.6g}" for m in self.modalities],
+             f"{lr:.6g}", f"{images_per_s:.4g}"]
+        )  # fmt: skip
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
