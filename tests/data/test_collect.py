@@ -78,3 +78,23 @@ def test_bad_budget_and_policy(tmp_path):
         collect("fake:square", tmp_path / "d", episodes=1, policy="expert", progress=False)
     with pytest.raises(EnvSpecError, match="valid policies"):
         collect("fake:square", tmp_path / "d", episodes=1, policy="smart")
+
+
+def test_depth_is_rendered_and_recorded(tmp_path):
+    dataset = collect("dmc:cartpole-swingup", tmp_path / "d", frames=6, progress=False, depth=True)
+    depth = dataset.episode(0)["depth"]
+    assert depth.dtype == np.float16 and depth.shape == (6, 64, 64)
+    assert np.isfinite(depth).all() and depth.min() > 0 and depth.max() > depth.min()
+    assert dataset.meta["camera"]["fovy_degrees"] == 45.0
+    with pytest.raises(DatasetError, match="collected with depth"):
+        collect("dmc:cartpole-swingup", tmp_path / "d", frames=6, progress=False)
+    with pytest.raises(EnvSpecError, match="only dmc and metaworld"):
+        collect("fake:square", tmp_path / "f", frames=6, progress=False, depth=True)
+
+
+def test_metaworld_depth_is_upright_like_the_frames(tmp_path):
+    dataset = collect("metaworld:reach", tmp_path / "d", frames=2, progress=False, depth=True)
+    depth = dataset.episode(0)["depth"][0].astype(np.float32)
+    # Upright, the nearest surface (the table's front edge) is at the bottom of the image and
+    # the far wall at the top; a frame turned upside down would have it the other way round.
+    assert depth[-8:].mean() < depth[:8].mean()

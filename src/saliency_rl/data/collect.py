@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,7 +66,7 @@ def make_policy(name: str, env: gym.Env) -> Policy:
     raise EnvSpecError(f"unknown policy {name!r}; valid policies: {', '.join(POLICIES)}")
 
 
-def episode_fields(env: gym.Env, suite: str) -> dict[str, FieldSpec]:
+def episode_fields(env: gym.Env, suite: str, depth: bool = False) -> dict[str, FieldSpec]:
     """What one frame of this environment stores (rgb unstacked: the newest frame only)."""
     space = env.observation_space
     channels = frame_channels(env)
@@ -86,7 +86,18 @@ def episode_fields(env: gym.Env, suite: str) -> dict[str, FieldSpec]:
         fields["success"] = FieldSpec("bool", ())
     if suite == "atari":
         fields["raw_reward"] = FieldSpec("float32", ())
+    if depth:
+        fields["depth"] = FieldSpec("float16", (height, width))  # metres; half is plenty
     return fields
+
+
+def _depth_renderer(env: gym.Env) -> Callable[[], np.ndarray]:
+    try:
+        return env.get_wrapper_attr("render_depth")
+    except AttributeError:
+        raise EnvSpecError(
+            "depth needs a MuJoCo depth render, which only dmc and metaworld tasks have"
+        ) from None
 
 
 def _salient_point_names(env: gym.Env) -> tuple[str, ...]:
@@ -105,6 +116,7 @@ def collect(
     policy: str = "random",
     seed: int = 0,
     env_options: Mapping[str, Any] | None = None,
+    depth: bool = False,
     progress: bool = True,
 ) -> Dataset:
     """Roll out ``policy`` for ``episodes`` episodes or ``frames`` frames into the dataset at ``out``.
@@ -121,6 +133,9 @@ def collect(
         policy: ``random`` or ``expert`` (Meta-World's scripted policies).
         seed: base seed; episode i of the dataset is reset with ``seed + i``.
         env_options: make_env keyword arguments (image_size, frame_stack, action_repeat, ...).
+        depth: also store MuJoCo's depth render of every frame (field ``depth``, metres,
+            float16 (H, W)), for the depth and normals modalities of MultiMAE. Costs a
+            second render per step.
         progress: show a progress bar on stderr.
     """
     if (episodes is None) == (frames is None):
@@ -141,13 +156,21 @@ def collect(
     env = make_env(str(spec), seed=seed, **options)
     try:
         actor = make_policy(policy, env)
+        render_depth = _depth_renderer(env) if depth else None
         if dataset is None:
+            fovy = getattr(env.unwrapped, "camera_fovy", None)
             dataset = Dataset.create(
                 out,
                 env_spec=str(spec),
                 env_options=options,
-                fields=episode_fields(env, spec.suite),
+                fields=episode_fields(env, spec.suite, depth),
                 salient_point_names=_salient_point_names(env),
+                camera={"fovy_degrees": fovy} if fovy is not None else None,
+            )
+        elif depth != ("depth" in dataset.meta["fields"]):
+            raise DatasetError(
+                f"dataset {out} was collected {'without' if depth else 'with'} depth: "
+                f"{'leave out' if not depth else 'add'} --depth to append to it"
             )
         first_episode = dataset.num_episodes
         channels = frame_channels(env)
@@ -163,7 +186,9 @@ def collect(
             while written < budget:
                 episode_seed = seed + dataset.num_episodes
                 limit = None if episodes else budget - written
-                arrays = _rollout(env, actor, episode_seed, channels, dataset.meta["fields"], limit)
+                arrays = _rollout(
+                    env, actor, episode_seed, channels, dataset.meta["fields"], limit, render_depth
+                )
                 dataset.append_episode(arrays)
                 step = 1 if episodes else len(arrays["rgb"])
                 written += step
@@ -204,6 +229,7 @@ def _rollout(
     channels: int,
     fields: Mapping[str, Any],
     max_frames: int | None,
+    render_depth: Callable[[], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """One episode as per-frame arrays (see data.dataset for the alignment)."""
     obs, info = env.reset(seed=seed)
@@ -211,7 +237,7 @@ def _rollout(
     rows: dict[str, list] = {name: [] for name in fields}
     terminal = False
     while True:
-        _record_frame(rows, obs, info, channels)
+        _record_frame(rows, obs, info, channels, render_depth)
         done = max_frames is not None and len(rows["rgb"]) >= max_frames
         if done:
             break
@@ -223,7 +249,7 @@ def _rollout(
             rows["raw_reward"].append(info.get("raw_reward", reward))
         if terminated or truncated:
             terminal = bool(terminated)
-            _record_frame(rows, obs, info, channels)
+            _record_frame(rows, obs, info, channels, render_depth)
             break
     # The last frame takes no action: pad so every field has one row per frame.
     spec = {name: FieldSpec.from_json(s) for name, s in fields.items()}
@@ -242,10 +268,18 @@ def _rollout(
     return arrays
 
 
-def _record_frame(rows: dict[str, list], obs: dict, info: dict, channels: int) -> None:
+def _record_frame(
+    rows: dict[str, list],
+    obs: dict,
+    info: dict,
+    channels: int,
+    render_depth: Callable[[], np.ndarray] | None,
+) -> None:
     rows["rgb"].append(obs["rgb"][-channels:])
     if "proprio" in rows:
         rows["proprio"].append(obs["proprio"])
     rows["salient_points"].append(info.get("salient_points", np.zeros((0, 2), np.float32)))
     if "success" in rows:  # a property of the state, so it belongs to the frame
         rows["success"].append(bool(info.get("success", False)))
+    if render_depth is not None:
+        rows["depth"].append(render_depth())

@@ -94,8 +94,13 @@ class Dataset:
         env_options: Mapping[str, Any],
         fields: Mapping[str, FieldSpec],
         salient_point_names: Sequence[str] = (),
+        camera: Mapping[str, Any] | None = None,
     ) -> Dataset:
-        """Create an empty dataset; DatasetError if ``root`` exists and is not empty."""
+        """Create an empty dataset; DatasetError if ``root`` exists and is not empty.
+
+        ``camera`` describes the frames' camera where known (e.g. ``{"fovy_degrees": 45}``,
+        which turns depth into surface normals).
+        """
         root = Path(root)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise DatasetError(
@@ -110,6 +115,7 @@ class Dataset:
             "fields": {name: spec.to_json() for name, spec in fields.items()},
             "extra_fields": {},
             "salient_point_names": list(salient_point_names),
+            "camera": dict(camera or {}),
             "provenance": {"created": _now(), "package_version": __version__, "collections": []},
         }
         atomic_write_json(root / "meta.json", meta)

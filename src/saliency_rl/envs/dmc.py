@@ -210,6 +210,15 @@ class DMCEnv(gym.Env):
         """Object id and ``mujoco.mjtObj`` type per pixel of the current state: int32 (H, W, 2)."""
         return self._renderer.segmentation(self.camera)
 
+    def render_depth(self) -> np.ndarray:
+        """Depth in metres of the current state, float32 (H, W), as seen in ``obs["rgb"]``."""
+        return self._renderer.depth(self.camera)
+
+    @property
+    def camera_fovy(self) -> float:
+        """Vertical field of view of the camera in degrees (for normals from depth)."""
+        return float(self.physics.model.cam_fovy[self.camera])
+
     def close(self) -> None:
         self._renderer.close()
         super().close()

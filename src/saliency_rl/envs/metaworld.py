@@ -198,6 +198,15 @@ class MetaWorldEnv(gym.Env):
         """Object id and type per pixel, int32 (H, W, 2), upright as in ``obs["rgb"]``."""
         return self._upright(self._renderer.segmentation(self.camera))
 
+    def render_depth(self) -> np.ndarray:
+        """Depth in metres, float32 (H, W), upright as in ``obs["rgb"]``."""
+        return self._upright(self._renderer.depth(self.camera))
+
+    @property
+    def camera_fovy(self) -> float:
+        """Vertical field of view of the camera in degrees (for normals from depth)."""
+        return float(self.model.cam_fovy[self.camera])
+
     def expert_action(self) -> np.ndarray:
         """The scripted expert's action in the current state, float32 (4,) in [-1, 1]."""
         with warnings.catch_warnings():

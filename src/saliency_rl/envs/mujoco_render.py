@@ -91,6 +91,15 @@ class MujocoFrameRenderer:
         finally:
             self._renderer.disable_segmentation_rendering()
 
+    def depth(self, camera: int | str = 0) -> np.ndarray:
+        """Distance along the camera axis in metres per pixel, float32 (H, W)."""
+        self._renderer.enable_depth_rendering()
+        try:
+            self._renderer.update_scene(self.data, camera=camera)
+            return self._renderer.render().astype(np.float32, copy=True)
+        finally:
+            self._renderer.disable_depth_rendering()
+
     def close(self) -> None:
         self._renderer.close()
 

@@ -113,8 +113,9 @@ class PretrainConfig:
     """Checkpoints kept (the newest); 0 keeps all."""
     stop_at: int | None = None
     """Stop after this step (checkpointed), keeping the schedule of ``steps``; resume later."""
-    fovy_degrees: float = 45.0
-    """Vertical field of view of the camera, for normals from depth (MuJoCo's default)."""
+    fovy_degrees: float | None = None
+    """Vertical field of view of the camera, for normals from depth; None: the dataset's
+    camera as recorded by ``collect --depth``, else MuJoCo's default of 45."""
     preview_frames: int = 4
     """Frames shown in the reconstruction PNG."""
 
@@ -499,6 +500,9 @@ def pretrain_multimae(
         keep_checkpoints=keep_checkpoints, stop_at=stop_at, **settings,
     )  # fmt: skip
     dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    if config.fovy_degrees is None:
+        fovy = dataset.meta.get("camera", {}).get("fovy_degrees", 45.0)
+        config = dataclasses.replace(config, fovy_degrees=float(fovy))
     out_dir = Path(out_dir)
     device = resolve_device(device)
     check_fields(dataset, config.modalities)
