@@ -167,3 +167,20 @@ def test_dataset_features_with_the_dataset_saliency_field(fake_dataset):
     data = fake_dataset.episode(2, ["rgb", "saliency", name])
     assert np.allclose(data[name], encoder(data["rgb"], data["saliency"]), atol=1e-6)
     assert fake_dataset.meta["extra_fields"][name]["provenance"]["saliency_source"] == "dataset"
+
+
+def test_a_policy_optimizer_gets_no_encoder_parameter():
+    encoder = FrozenMultiMAEEncoder(model(("rgb", "saliency")), "rgb+saliency-pretrain-only")
+    assert not any(p.requires_grad for p in encoder.model.parameters())
+    policy = torch.nn.Linear(encoder.output_dim(3), 2)
+    # What a trainer does: optimise every parameter that wants gradients.
+    trainable = [p for p in [*policy.parameters(), *encoder.model.parameters()] if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable)
+    ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert ids == {id(p) for p in policy.parameters()}
+    before = {k: v.clone() for k, v in encoder.model.state_dict().items()}
+    features = encoder.encode_torch(torch.from_numpy(frames(2)))
+    policy(features).sum().backward()
+    optimizer.step()
+    assert all(torch.equal(before[k], v) for k, v in encoder.model.state_dict().items())
+    assert not features.requires_grad
