@@ -96,6 +96,7 @@ def cmd_collect(args: argparse.Namespace) -> None:
         policy=args.policy,
         seed=args.seed,
         env_options=env_options(args),
+        depth=args.depth,
         progress=not args.no_progress,
     )
     print(dataset.summary())
@@ -105,12 +106,22 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from saliency_rl.data.dataset import Dataset
     from saliency_rl.saliency.annotations import annotate_with_oracle
 
-    dataset = Dataset.open(args.dataset)
     if not args.oracle:
-        raise SaliencyRLError(
-            "this version annotates with the simulator's oracle only: add --oracle "
-            "(the click-annotation web page is not available yet)"
+        from saliency_rl.saliency.web import serve_annotation
+
+        done = serve_annotation(
+            args.dataset,
+            args.frames,
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            annotator=args.annotator,
         )
+        print(
+            f"stopped: {done}/{args.frames} frames annotated; clicks in {args.dataset}/annotations"
+        )
+        return
+    dataset = Dataset.open(args.dataset)
     frames = annotate_with_oracle(dataset, args.frames, seed=args.seed)
     print(
         f"oracle annotated {len(frames)} frames of {dataset.root}; clicks in {dataset.root / 'annotations'}"
@@ -149,6 +160,229 @@ def cmd_demo(args: argparse.Namespace) -> None:
         episodes=args.episodes,
         annotate_frames=args.annotate_frames,
         seed=args.seed,
+    )
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from saliency_rl.pretrain.multimae_pretrain import pretrain_multimae
+
+    modalities = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
+    overrides = {}
+    if args.mask_ratio is not None:
+        overrides["mask_ratio"] = args.mask_ratio
+    if args.patch_size is not None:
+        overrides["patch_size"] = args.patch_size
+    if args.norm_pix_loss:
+        overrides["norm_pix_loss"] = True
+    out = args.out or os.path.join(
+        "runs", f"{os.path.basename(os.path.normpath(args.dataset))}__multimae-"
+        f"{'-'.join(modalities)}__{args.seed}"
+    )  # fmt: skip
+    summary = pretrain_multimae(
+        args.dataset,
+        out,
+        modalities=modalities,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup=args.warmup,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.no_progress,
+        model_size=args.model,
+        model_overrides=overrides,
+        checkpoint_every=args.checkpoint_every,
+    )
+    losses = "  ".join(f"{k} {v:.4f}" for k, v in summary.losses.items())
+    print(f"pretrained {summary.step} steps ({summary.images_per_second:.1f} images/s): {losses}")
+    print(f"encoder checkpoint  {summary.checkpoint}")
+    print(f"reconstructions     {summary.reconstruction_png}")
+
+
+def cmd_train_a2c(args: argparse.Namespace) -> None:
+    import torch
+
+    from saliency_rl.algos.a2c import a2c_config
+    from saliency_rl.algos.a2c_trainer import resume_a2c, train_a2c
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = {
+        "attention": args.attention,
+        "total_steps": args.total_steps,
+        "num_envs": args.num_envs,
+        "num_steps": args.num_steps,
+        "learning_rate": args.lr,
+        "seed": args.seed,
+        "vector": args.vector,
+        "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes,
+        "eval_deterministic": True if args.eval_deterministic else None,
+        "eval_max_steps": args.eval_max_steps,
+        "checkpoint_every": args.checkpoint_every,
+        "log_every": args.log_every,
+    }
+    progress = not args.no_progress
+    if args.resume:
+        run_dir = args.out or (os.path.join("runs", args.name) if args.name else None)
+        if run_dir is None:
+            raise SaliencyRLError("--resume needs the run: give --out RUN_DIR or --name NAME")
+        run_dir = resume_a2c(
+            run_dir, device=args.device, progress=progress, env_spec=args.env, **settings
+        )
+    else:
+        if args.env is None:
+            raise SaliencyRLError("train a2c needs --env atari:<Game> (e.g. atari:MsPacman)")
+        run_dir = train_a2c(
+            args.env,
+            a2c_config(args.preset, **settings),
+            attention_checkpoint=args.attention_checkpoint,
+            out=args.out,
+            name=args.name,
+            device=args.device,
+            preset=args.preset,
+            progress=progress,
+        )
+    print(f"run {run_dir}")
+
+
+def cmd_features(args: argparse.Namespace) -> None:
+    import json
+
+    from saliency_rl.models.frozen_encoder import (
+        FeatureObservationWrapper,
+        FrozenMultiMAEEncoder,
+        cache_dataset_features,
+    )
+
+    encoder = FrozenMultiMAEEncoder.load(
+        args.encoder, mode=args.mode, predictor=args.predictor, device=args.device
+    )
+    if args.dataset:
+        name = cache_dataset_features(
+            args.dataset,
+            encoder,
+            name=args.name,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+        print(f"features ({encoder.mode}, {encoder.feature_dim} per frame) stored as field {name!r} of {args.dataset}")
+        return
+    from saliency_rl.envs import make_env
+    from saliency_rl.evaluation import run_episodes, summarize
+
+    env = make_env(
+        args.env,
+        image_size=encoder.image_size[0],
+        frame_stack=args.frame_stack,
+        action_repeat=args.action_repeat,
+        episode_length=args.episode_length,
+        seed=args.seed,
+    )
+    env = FeatureObservationWrapper(env, encoder)
+    env.action_space.seed(args.seed)
+    results, steps_per_second = run_episodes(
+        env, lambda obs: env.action_space.sample(), args.episodes, args.seed, not args.no_progress
+    )
+    env.close()
+    summary = summarize(results)
+    summary.pop("per_episode")
+    summary.update(
+        encoder=str(encoder.checkpoint),
+        mode=encoder.mode,
+        feature_dim=int(env.observation_space.shape[0]),
+        steps_per_second=round(steps_per_second, 1),
+    )
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_pretrain_attention(args: argparse.Namespace) -> None:
+    from saliency_rl.pretrain.attention_pretrain import (
+        AttentionPretrainConfig,
+        pretrain_attention,
+    )
+
+    config = AttentionPretrainConfig(
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        max_gap=args.max_gap,
+        seed=args.seed,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+    )
+    names = "+".join(os.path.basename(os.path.normpath(d)) for d in args.dataset)
+    out = args.out or os.path.join("runs", f"{names}__attention__{args.seed}")
+    pretrain_attention(
+        args.dataset,
+        out,
+        args.steps,
+        config=config,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    print(f"attention checkpoint {out}")
+
+
+def cmd_train_saliency(args: argparse.Namespace) -> None:
+    from saliency_rl.saliency.fit import fit_predictor
+
+    if not 0 <= args.holdout < 1:
+        raise SaliencyRLError(f"--holdout must be in [0, 1), got {args.holdout}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = args.out or os.path.join(args.dataset, "predictors", args.model)
+    report = fit_predictor(
+        args.dataset,
+        out,
+        model=args.model,
+        size=args.size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        holdout=args.holdout,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    held = report["holdout_metrics"]
+    print(
+        f"trained {args.model} on {len(report['train_frames'])} frames in "
+        f"{report['train_seconds']:.0f} s; checkpoint {out}"
+    )
+    if held and held.get("max_f_beta") is not None:
+        print(
+            f"held-out {len(report['holdout_frames'])} frames: max F-beta "
+            f"{held['max_f_beta']:.3f}  MAE {held['mae']:.4f}"
+        )
+    else:
+        print("no held-out frames with salient points: no F-beta (see report.json)")
+    print(f"report {os.path.join(out, 'report.json')}  preview {os.path.join(out, 'preview.png')}")
+
+
+def cmd_label(args: argparse.Namespace) -> None:
+    from saliency_rl.saliency.label import label_dataset
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    summary = label_dataset(
+        args.dataset,
+        args.predictor,
+        batch_size=args.batch_size,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    speed = summary["frames_per_second"]
+    print(
+        f"labelled {summary['frames_labelled']} frames in {summary['episodes_labelled']} episodes"
+        + (f" ({speed:.0f} frames/s)" if speed else "")
+        + f"; skipped {summary['episodes_skipped']} episodes already labelled by this predictor"
     )
 
 
@@ -203,6 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument(
         "--seed", type=non_negative_int, default=0, help="base seed; episode i uses seed+i (0)"
     )
+    collect.add_argument(
+        "--depth",
+        action="store_true",
+        help="also store MuJoCo's depth render (for MultiMAE's depth and normals modalities)",
+    )
     collect.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_env_options(collect)
     collect.set_defaults(handler=cmd_collect)
@@ -210,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     annotate = commands.add_parser(
         "annotate",
         help="annotate frames of a dataset with clicks",
-        description="Choose frames of a dataset and store click annotations.",
+        description="Choose frames of a dataset and store click annotations: serve a web page "
+        "to click on (until Ctrl-C; every click is saved at once), or let the oracle click.",
     )
     annotate.add_argument("dataset", help="dataset directory")
     annotate.add_argument(
@@ -222,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the frame choice (0)"
     )
+    annotate.add_argument(
+        "--port", type=non_negative_int, default=8765, help="web page port (8765; 0: any free one)"
+    )
+    annotate.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)"
+    )
+    annotate.add_argument("--annotator", help="name stored with the clicks (your login name)")
     annotate.set_defaults(handler=cmd_annotate)
 
     info = commands.add_parser(
@@ -239,6 +486,255 @@ def build_parser() -> argparse.ArgumentParser:
         "suite", nargs="?", choices=("dmc", "metaworld", "atari", "fake"), help="only this suite"
     )
     envs.set_defaults(handler=cmd_envs)
+
+    train_saliency = commands.add_parser(
+        "train-saliency",
+        help="fit a saliency predictor on a dataset's annotated frames",
+        description="Train a saliency predictor (small U-Net or PiCANet-style) on the annotated "
+        "frames of a dataset, holding some out; writes a checkpoint (config.json, "
+        "model.safetensors), report.json (max F-beta, MAE on the held-out frames) and preview.png.",
+    )
+    train_saliency.add_argument("dataset", help="dataset directory with annotations")
+    train_saliency.add_argument(
+        "--out", help="checkpoint directory (default: DATASET/predictors/<model>)"
+    )
+    train_saliency.add_argument(
+        "--model",
+        choices=("unet", "picanet"),
+        default="unet",
+        help="unet: small U-Net, fast (default); picanet: PiCANet-style with attention",
+    )
+    train_saliency.add_argument(
+        "--size", choices=("small", "tiny"), default="small", help="network size (small)"
+    )
+    train_saliency.add_argument(
+        "--steps", type=positive_int, help="optimiser steps (unet 1000, picanet 1000)"
+    )
+    train_saliency.add_argument(
+        "--batch-size", type=positive_int, default=16, help="augmented frames a step (16)"
+    )
+    train_saliency.add_argument("--lr", type=float, default=3e-4, help="AdamW peak lr (3e-4)")
+    train_saliency.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="fraction of annotated frames held out for the report (0.2; 0 trains on all)",
+    )
+    train_saliency.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
+    train_saliency.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
+    )
+    train_saliency.add_argument(
+        "--threads", type=positive_int, help="torch CPU threads (torch's default: the cores)"
+    )
+    train_saliency.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train_saliency.set_defaults(handler=cmd_train_saliency)
+
+    label = commands.add_parser(
+        "label",
+        help="add a predicted saliency map to every frame of a dataset",
+        description="Pseudo-label every frame with a trained predictor (train-saliency): adds the "
+        "`saliency` field, one file per episode, never touching the frames. Resumable: episodes "
+        "already labelled by the same predictor are skipped.",
+    )
+    label.add_argument("dataset", help="dataset directory")
+    label.add_argument(
+        "--predictor", required=True, help="predictor checkpoint directory (train-saliency --out)"
+    )
+    label.add_argument(
+        "--batch-size", type=positive_int, default=256, help="frames a forward pass (256)"
+    )
+    label.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
+    )
+    label.add_argument(
+        "--overwrite", action="store_true", help="replace labels written by another predictor"
+    )
+    label.add_argument(
+        "--threads", type=positive_int, help="torch CPU threads (torch's default: the cores)"
+    )
+    label.add_argument("--no-progress", action="store_true", help="no progress bar")
+    label.set_defaults(handler=cmd_label)
+
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="pretrain a MultiMAE (or MAE) encoder on a dataset",
+        description="Masked multi-modal pretraining (MultiMAE) on a dataset's frames and "
+        "fields; with --modalities rgb it is a plain MAE. Writes checkpoints, metrics.csv and "
+        "reconstruction PNGs into --out; the newest checkpoint is the encoder for policies.",
+    )
+    pretrain.add_argument("dataset", help="dataset directory")
+    pretrain.add_argument(
+        "--modalities",
+        default="rgb,saliency",
+        help="comma-separated modalities: rgb, saliency, depth, normals (rgb,saliency); "
+        "saliency needs `saliency-rl label` first, depth and normals a depth field",
+    )
+    pretrain.add_argument("--steps", type=positive_int, default=10_000, help="steps (10000)")
+    pretrain.add_argument("--batch-size", type=positive_int, default=64, help="frames a step (64)")
+    pretrain.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (1e-4)")
+    pretrain.add_argument(
+        "--warmup", type=non_negative_int, help="linear warm-up steps (5%% of --steps)"
+    )
+    pretrain.add_argument(
+        "--out", help="run directory (default: runs/<dataset>__multimae-<modalities>__<seed>)"
+    )
+    pretrain.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its newest checkpoint (starts fresh if none)",
+    )
+    pretrain.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
+    )
+    pretrain.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
+    pretrain.add_argument(
+        "--model", choices=("visarl", "tiny"), default="visarl",
+        help="model size: visarl (depth 4, width 256, 4 heads) or tiny (smoke tests)",
+    )  # fmt: skip
+    pretrain.add_argument(
+        "--patch-size", type=positive_int, help="patch side in pixels (8; must divide the frame)"
+    )
+    pretrain.add_argument("--mask-ratio", type=float, help="share of tokens masked (0.75)")
+    pretrain.add_argument(
+        "--norm-pix-loss", action="store_true", help="reconstruct per-patch normalised RGB (MAE)"
+    )
+    pretrain.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=1000,
+        help="steps between checkpoints (1000)",
+    )
+    pretrain.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pretrain.set_defaults(handler=cmd_pretrain)
+
+    train = commands.add_parser(
+        "train",
+        help="train a policy: a2c (Atari, with self-supervised attention)",
+        description="Train a policy; the algorithm is the first argument.",
+    )
+    algorithms = train.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
+    a2c = algorithms.add_parser(
+        "a2c",
+        help="A2C on an Atari game, with an attention mask on the CNN features",
+        description="A2C (16 envs x 5 steps, RMSprop) on an Atari game; --attention multiplies "
+        "the CNN's last 7x7 feature maps by a self-supervised attention mask (Wu, Khetarpal, "
+        "Precup, AAAI 2021). Writes runs/<name>/: config.json, metrics.csv, checkpoints/, "
+        "eval.json. Unset options take preset wu2021's values.",
+    )
+    a2c.add_argument("--env", help="Atari game spec, e.g. atari:MsPacman")
+    a2c.add_argument(
+        "--attention",
+        choices=("none", "joint", "top-down", "frozen", "universal", "transfer"),
+        help="none (default): plain CNN; joint: trained online with the agent; top-down: "
+        "trained by the RL loss only; frozen / universal / transfer: a fixed pretrained "
+        "module (--attention-checkpoint) trained on this game / several games / other games",
+    )
+    a2c.add_argument(
+        "--attention-checkpoint", help="pretrained module (saliency-rl pretrain-attention)"
+    )
+    a2c.add_argument("--preset", default="wu2021", help="hyperparameter preset (wu2021)")
+    a2c.add_argument("--total-steps", type=positive_int, help="agent steps, all envs (10M)")
+    a2c.add_argument("--num-envs", type=positive_int, help="parallel environments (16)")
+    a2c.add_argument("--num-steps", type=positive_int, help="steps per env per update (5)")
+    a2c.add_argument("--lr", type=float, help="RMSprop learning rate (7e-4)")
+    a2c.add_argument("--seed", type=non_negative_int, help="random seed (0)")
+    a2c.add_argument(
+        "--vector",
+        choices=("native", "our", "our-async"),
+        help="vector env: native (ale-py C++, fastest; default), our (exact resume), our-async",
+    )
+    a2c.add_argument(
+        "--eval-every", type=non_negative_int, help="agent steps between evaluations (100000)"
+    )
+    a2c.add_argument("--eval-episodes", type=non_negative_int, help="games per evaluation (10)")
+    a2c.add_argument(
+        "--eval-deterministic", action="store_true", help="evaluate the greedy action, not samples"
+    )
+    a2c.add_argument(
+        "--eval-max-steps", type=positive_int, help="cut evaluation games after this (27000)"
+    )
+    a2c.add_argument(
+        "--checkpoint-every", type=positive_int, help="agent steps between checkpoints (100000)"
+    )
+    a2c.add_argument("--log-every", type=positive_int, help="agent steps between log rows (10000)")
+    a2c.add_argument("--out", help="run directory (default: runs/<name>)")
+    a2c.add_argument("--name", help="run name (default: <env>__a2c-<attention>__<seed>__<time>)")
+    a2c.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (or runs/<name>) from its checkpoint",
+    )
+    a2c.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
+    )
+    a2c.add_argument("--threads", type=positive_int, help="torch CPU threads (torch's default)")
+    a2c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a2c.set_defaults(handler=cmd_train_a2c)
+
+    features = commands.add_parser(
+        "features",
+        help="frozen-encoder features: roll out an env on them, or cache a dataset's",
+        description="Load a pretrained MultiMAE as a frozen encoder and either roll out a random "
+        "policy in an environment on its features (--env) or compute every frame's features of a "
+        "dataset once, stored as a dataset field (--dataset).",
+    )
+    features.add_argument("--encoder", required=True, help="pretraining run or checkpoint directory")
+    features.add_argument(
+        "--mode",
+        choices=("rgb", "rgb+saliency-pretrain-only", "rgb+saliency"),
+        help="rgb (RGB-only pretraining), rgb+saliency-pretrain-only (RGB input to a model "
+        "pretrained with saliency) or rgb+saliency (default: what the model was pretrained on)",
+    )
+    features.add_argument("--predictor", help="saliency predictor checkpoint (mode rgb+saliency in an env)")
+    target = features.add_mutually_exclusive_group(required=True)
+    target.add_argument("--dataset", help="dataset whose frames to encode once")
+    target.add_argument("--env", help="env spec to roll out a random policy in, on the features")
+    features.add_argument("--name", help="dataset field name (default: features_<run>_<mode>)")
+    features.add_argument("--overwrite", action="store_true", help="recompute an existing field")
+    features.add_argument("--batch-size", type=positive_int, default=256, help="frames encoded at once (256)")
+    features.add_argument("--episodes", type=positive_int, default=2, help="episodes to roll out (2)")
+    features.add_argument("--frame-stack", type=positive_int, help="frames per observation (1)")
+    features.add_argument("--action-repeat", type=positive_int, help="action repeat (1)")
+    features.add_argument("--episode-length", type=positive_int, help="steps per episode (the suite's)")
+    features.add_argument("--seed", type=non_negative_int, default=0, help="seed (0)")
+    features.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
+    features.add_argument("--no-progress", action="store_true", help="no progress bar")
+    features.set_defaults(handler=cmd_features)
+
+    pretrain_attention = commands.add_parser(
+        "pretrain-attention",
+        help="pretrain the self-supervised attention module on Atari datasets",
+        description="Pretrain the attention module offline on frame pairs of one or more Atari "
+        "datasets (saliency-rl collect --env atari:<Game>), for `train a2c --attention frozen "
+        "| universal | transfer --attention-checkpoint OUT`.",
+    )
+    pretrain_attention.add_argument("dataset", nargs="+", help="dataset directories (1+ games)")
+    pretrain_attention.add_argument(
+        "--out", help="checkpoint directory (default: runs/<datasets>__attention__<seed>)"
+    )
+    pretrain_attention.add_argument(
+        "--steps", type=positive_int, default=10_000, help="steps (10000)"
+    )
+    pretrain_attention.add_argument(
+        "--batch-size", type=positive_int, default=32, help="frame pairs a step (32)"
+    )
+    pretrain_attention.add_argument("--lr", type=float, default=1e-3, help="Adam lr (1e-3)")
+    pretrain_attention.add_argument(
+        "--max-gap", type=positive_int, default=59, help="most steps between a pair's frames (59)"
+    )
+    pretrain_attention.add_argument("--seed", type=non_negative_int, default=0, help="seed (0)")
+    pretrain_attention.add_argument(
+        "--log-every", type=positive_int, default=100, help="steps between log rows (100)"
+    )
+    pretrain_attention.add_argument(
+        "--checkpoint-every", type=positive_int, default=1000, help="steps between saves (1000)"
+    )
+    pretrain_attention.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
+    )
+    pretrain_attention.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pretrain_attention.set_defaults(handler=cmd_pretrain_attention)
     return parser
 
 

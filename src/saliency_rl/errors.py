@@ -11,3 +11,11 @@ class EnvSpecError(SaliencyRLError, ValueError):
 
 class DatasetError(SaliencyRLError):
     """A dataset directory is missing, damaged, foreign or of another spec."""
+
+
+class CheckpointError(SaliencyRLError):
+    """A checkpoint directory is missing, damaged, or holds another kind of model."""
+
+
+class DeviceError(SaliencyRLError, ValueError):
+    """A device was asked for that this machine does not have (e.g. cuda without a GPU)."""

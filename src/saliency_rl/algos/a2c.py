@@ -1,0 +1,380 @@
+"""A2C (Mnih et al. 2016, synchronous) with self-supervised attention masks (Wu et al. 2021).
+
+The actor-critic is the Atari CNN (models.atari_cnn); with attention, its last feature maps
+(N, 32, 7, 7) are multiplied by the 7x7 mask Ψ(newest frame) of the attention module
+(models.attention) before the linear layer. Modes (``ATTENTION_MODES``):
+
+- ``none``: the plain CNN (the baseline);
+- ``joint``: the module is trained online beside the agent, L = L_RL + L_attention, on frame
+  pairs from the recent frames of each environment; the RL loss reaches the mask too;
+- ``top-down``: the same mask, trained only by the RL loss (no reconstruction);
+- ``frozen``, ``universal``, ``transfer``: a module pretrained offline
+  (``saliency-rl pretrain-attention``) and kept fixed. The three differ only in the frames
+  it was pretrained on: this game; several games including this one; other games.
+
+The agent does no logging: :meth:`A2CAgent.update` returns a dict of metrics and the trainer
+(algos.a2c_trainer) logs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from saliency_rl.models.atari_cnn import AtariCNN, orthogonal_init
+from saliency_rl.models.attention import SelfSupervisedAttention
+from saliency_rl.runs import RunError
+
+ATTENTION_MODES = ("none", "joint", "top-down", "frozen", "universal", "transfer")
+PRETRAINED_MODES = ("frozen", "universal", "transfer")  # a fixed module from a checkpoint
+
+
+# ---------------------------------------------------------------------- configuration
+@dataclass
+class A2CConfig:
+    """Hyperparameters of an A2C run; the defaults are preset ``wu2021``."""
+
+    total_steps: int = 10_000_000
+    """Agent steps summed over all environments (each 4 emulator frames), rounded up to
+    whole updates. The official config's ``num_env_steps`` (10M, i.e. 40M frames)."""
+    num_envs: int = 16
+    """Environments stepped together (A2C's parallel actors)."""
+    num_steps: int = 5
+    """Steps per environment between updates: the n of the n-step returns."""
+    learning_rate: float = 7e-4
+    """RMSprop learning rate, constant."""
+    rmsprop_alpha: float = 0.99
+    """RMSprop smoothing constant of the squared-gradient average."""
+    rmsprop_eps: float = 1e-5
+    """RMSprop epsilon added to the denominator."""
+    gamma: float = 0.99
+    """Discount factor."""
+    entropy_coef: float = 0.01
+    """Weight of the policy-entropy bonus."""
+    value_coef: float = 0.5
+    """Weight of the value loss (mean squared n-step advantage)."""
+    max_grad_norm: float = 0.5
+    """Gradients are clipped to this global L2 norm (all parameters together)."""
+    hidden_size: int = 512
+    """Width of the CNN's linear layer."""
+    attention: str = "none"
+    """Attention mode, one of ATTENTION_MODES (see the module docstring)."""
+    attention_coef: float = 1.0
+    """Weight of L_attention in the joint loss L_RL + coef * L_attention (mode ``joint``)."""
+    attention_threshold: float = 0.01
+    """delta: squared pixel errors (pixels in [0, 1]) at or below it are ignored."""
+    attention_sparsity: float = 1e-3
+    """lambda: weight of the mean mask in L_attention."""
+    attention_buffer: int = 60
+    """Recent frames kept per environment for the pairs of ``joint``: a pair is two distinct
+    frames of one game among them, 1 to attention_buffer - 1 steps apart (official: 60)."""
+    seed: int = 0
+    """Seeds the network, the action sampling, the pairs and the environments."""
+    vector: str = "native"
+    """Vector-env backend: ``native`` (ale-py C++, fastest), ``our`` (exact resume),
+    ``our-async``; see envs.atari_vector."""
+    vector_groups: int = 1
+    """The native backend's envs in this many groups: while one group's emulators run, the
+    network picks the next group's actions (the same transitions as stepping all at once;
+    the action sampling draws group by group). Other backends: 1 group. On a busy 2-core
+    machine 2 groups were no faster (benchmarks/results/a2c_speed.md); try it on more cores."""
+    eval_every: int = 100_000
+    """Evaluate every this many agent steps (0: only at the end)."""
+    eval_episodes: int = 10
+    """Full games per evaluation (preset ``atari-eval``: all lives, unclipped score)."""
+    eval_deterministic: bool = False
+    """Evaluate with the most likely action; False samples from the policy, as A2C acts."""
+    eval_max_steps: int = 27_000
+    """Agent steps after which an evaluation game is cut (ALE's own limit is 27,000)."""
+    checkpoint_every: int = 100_000
+    """Save the checkpoint for resume every this many agent steps (and at the end)."""
+    log_every: int = 10_000
+    """Append a row to metrics.csv every this many agent steps."""
+
+    def validate(self) -> A2CConfig:
+        """Raise RunError naming the first field out of range; return self."""
+        if self.attention not in ATTENTION_MODES:
+            raise RunError(
+                f"unknown attention mode {self.attention!r}; valid modes: {', '.join(ATTENTION_MODES)}"
+            )
+        from saliency_rl.envs.atari_vector import VECTOR_BACKENDS
+
+        if self.vector not in VECTOR_BACKENDS:
+            raise RunError(
+                f"unknown vector backend {self.vector!r}; valid backends: {', '.join(VECTOR_BACKENDS)}"
+            )
+        positive = ("total_steps", "num_envs", "num_steps", "hidden_size", "eval_max_steps")
+        positive += ("vector_groups",)
+        positive += ("checkpoint_every", "log_every", "learning_rate", "rmsprop_eps")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise RunError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("eval_every", "eval_episodes", "entropy_coef", "value_coef", "seed"):
+            if getattr(self, name) < 0:
+                raise RunError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("max_grad_norm", "attention_coef", "attention_threshold"):
+            if getattr(self, name) < 0:
+                raise RunError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.attention_sparsity < 0:
+            raise RunError(f"attention_sparsity must be >= 0, got {self.attention_sparsity!r}")
+        for name in ("gamma", "rmsprop_alpha"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise RunError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.attention_buffer < 2:
+            raise RunError(f"attention_buffer must be >= 2, got {self.attention_buffer!r}")
+        return self
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.num_steps
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> A2CConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(obj) - names
+        if unknown:
+            raise RunError(f"unknown A2C settings {sorted(unknown)}; valid: {sorted(names)}")
+        return cls(**obj)
+
+
+A2C_PRESETS: dict[str, A2CConfig] = {
+    # Wu, Khetarpal, Precup (AAAI 2021), A2C on Atari, and their official config
+    # (experiments/atari/a2c_mspacman*.yaml): 16 envs x 5 steps, RMSprop 7e-4 (eps 1e-5,
+    # alpha 0.99), gamma 0.99, entropy 0.01, value 0.5, clip 0.5; delta 0.01, lambda 1e-3.
+    "wu2021": A2CConfig(),
+}
+
+
+def a2c_config(preset: str = "wu2021", **overrides: Any) -> A2CConfig:
+    """A validated config: preset ``preset`` with ``overrides`` (None values are ignored)."""
+    if preset not in A2C_PRESETS:
+        raise RunError(f"unknown A2C preset {preset!r}; valid presets: {', '.join(A2C_PRESETS)}")
+    values = {k: v for k, v in overrides.items() if v is not None}
+    names = {f.name for f in dataclasses.fields(A2CConfig)}
+    unknown = set(values) - names
+    if unknown:
+        raise RunError(f"unknown A2C settings {sorted(unknown)}; valid: {sorted(names)}")
+    return dataclasses.replace(A2C_PRESETS[preset], **values).validate()
+
+
+# ---------------------------------------------------------------------- network
+class ActorCritic(nn.Module):
+    """Atari CNN (+ attention mask) -> action logits and state value.
+
+    Args:
+        num_actions: size of the discrete action set.
+        in_channels: stacked grey frames (4).
+        hidden_size: width of the CNN's linear layer (512).
+        attention: one of ATTENTION_MODES; all but ``none`` build an attention module whose
+            mask Ψ(newest frame) multiplies the CNN's last feature maps.
+    """
+
+    def __init__(
+        self, num_actions: int, *, in_channels: int = 4, hidden_size: int = 512, attention: str
+    ) -> None:
+        super().__init__()
+        if attention not in ATTENTION_MODES:
+            raise RunError(
+                f"unknown attention mode {attention!r}; valid modes: {', '.join(ATTENTION_MODES)}"
+            )
+        self.attention_mode = attention
+        self.cnn = AtariCNN(in_channels, hidden_size)
+        self.attention = SelfSupervisedAttention(1) if attention != "none" else None
+        self.policy = orthogonal_init(nn.Linear(hidden_size, num_actions), 0.01)
+        self.value = orthogonal_init(nn.Linear(hidden_size, 1), 1.0)
+        self.frozen = attention in PRETRAINED_MODES
+        if self.frozen:
+            self.attention.requires_grad_(False)
+
+    def mask(self, obs: Tensor) -> Tensor | None:
+        """Ψ of the newest frame, (N, 1, 7, 7), or None without attention."""
+        if self.attention is None:
+            return None
+        newest = obs[:, -1:]  # (N, 1, 84, 84)
+        if self.frozen:
+            with torch.no_grad():
+                return self.attention.mask(newest)
+        return self.attention.mask(newest)
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """obs uint8 (N, 4, 84, 84) -> logits (N, A), value (N,), mask (N, 1, 7, 7) | None."""
+        mask = self.mask(obs)
+        hidden = self.cnn(obs, mask)  # (N, 512)
+        return self.policy(hidden), self.value(hidden).squeeze(-1), mask
+
+    def train(self, mode: bool = True) -> ActorCritic:
+        super().train(mode)
+        if self.frozen:
+            self.attention.eval()
+        return self
+
+
+# ---------------------------------------------------------------------- agent
+@dataclass
+class Rollout:
+    """num_steps steps of N environments, on the agent's device."""
+
+    obs: Tensor
+    """uint8 (T+1, N, 4, 84, 84): the observations, the last one to bootstrap from."""
+    actions: Tensor
+    """int64 (T, N)."""
+    rewards: Tensor
+    """float32 (T, N): training rewards (clipped)."""
+    dones: Tensor
+    """float32 (T, N): 1 where the episode ended at step t (obs[t+1] starts a new one)."""
+    logits: Tensor | None = None
+    """(T, N, A) from :meth:`A2CAgent.explore`, with their autograd graph; None: recomputed."""
+    values: Tensor | None = None
+    """(T, N) from :meth:`A2CAgent.explore`, with their autograd graph; None: recomputed."""
+
+
+class A2CAgent:
+    """The actor-critic, its RMSprop optimizer and the A2C update.
+
+    Args:
+        num_actions: size of the discrete action set.
+        attention: one of ATTENTION_MODES.
+        pretrained_attention: for frozen / universal / transfer, the pretrained module whose
+            weights are copied in (required there, refused elsewhere).
+        device: where the network lives.
+        hidden_size, learning_rate, rmsprop_alpha, rmsprop_eps, gamma, entropy_coef,
+        value_coef, max_grad_norm, attention_coef, attention_threshold, attention_sparsity:
+            as in :class:`A2CConfig`.
+    """
+
+    def __init__(
+        self,
+        num_actions: int,
+        *,
+        attention: str = "none",
+        pretrained_attention: SelfSupervisedAttention | None = None,
+        device: str | torch.device = "cpu",
+        hidden_size: int = 512,
+        learning_rate: float = 7e-4,
+        rmsprop_alpha: float = 0.99,
+        rmsprop_eps: float = 1e-5,
+        gamma: float = 0.99,
+        entropy_coef: float = 0.01,
+        value_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        attention_coef: float = 1.0,
+        attention_threshold: float = 0.01,
+        attention_sparsity: float = 1e-3,
+    ) -> None:
+        self.device = torch.device(device)
+        self.net = ActorCritic(num_actions, hidden_size=hidden_size, attention=attention)
+        if attention in PRETRAINED_MODES:
+            if pretrained_attention is None:
+                raise RunError(
+                    f"attention mode {attention!r} needs a pretrained module: give "
+                    "--attention-checkpoint CKPT (made by `saliency-rl pretrain-attention`)"
+                )
+            self.net.attention.load_state_dict(pretrained_attention.state_dict())
+        elif pretrained_attention is not None:
+            raise RunError(
+                f"attention mode {attention!r} trains its own module; a pretrained one is used "
+                f"only by {', '.join(PRETRAINED_MODES)}"
+            )
+        # channels_last: about 25% faster convolutions (forward and backward) on CPUs
+        self.net.to(self.device, memory_format=torch.channels_last)
+        self.attention_mode = attention
+        self.gamma, self.entropy_coef, self.value_coef = gamma, entropy_coef, value_coef
+        self.max_grad_norm = max_grad_norm
+        self.attention_coef = attention_coef
+        self.attention_threshold, self.attention_sparsity = attention_threshold, attention_sparsity
+        self.params = [p for p in self.net.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.RMSprop(
+            self.params, lr=learning_rate, alpha=rmsprop_alpha, eps=rmsprop_eps
+        )
+
+    @property
+    def trains_attention(self) -> bool:
+        """Whether update() wants frame pairs (mode ``joint``)."""
+        return self.attention_mode == "joint"
+
+    @torch.no_grad()
+    def act(
+        self,
+        obs: Tensor,
+        *,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """obs uint8 (N, 4, 84, 84) on the device -> actions int64 (N,)."""
+        logits, _, _ = self.net(obs)
+        if deterministic:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits, -1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+    def explore(
+        self, obs: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """Sample actions for a rollout, keeping the graph: actions (N,), logits, values, mask.
+
+        The parameters do not change during a rollout, so the logits and values of the
+        acting passes are those the update would recompute: passing them in the Rollout
+        saves the update a forward pass over all T*N observations.
+        """
+        logits, values, mask = self.net(obs)
+        probs = torch.softmax(logits.detach(), -1)
+        actions = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        return actions, logits, values, mask
+
+    @torch.no_grad()
+    def n_step_returns(self, rollout: Rollout) -> Tensor:
+        """(T, N): R_t = r_t + gamma (1 - done_t) R_{t+1}, bootstrapped from V(obs[T])."""
+        _, running, _ = self.net(rollout.obs[-1])
+        returns = torch.empty_like(rollout.rewards)
+        for t in reversed(range(rollout.rewards.shape[0])):
+            running = rollout.rewards[t] + self.gamma * (1.0 - rollout.dones[t]) * running
+            returns[t] = running
+        return returns
+
+    def update(
+        self, rollout: Rollout, pairs: tuple[Tensor, Tensor] | None = None
+    ) -> dict[str, float]:
+        """One A2C step on ``rollout`` (+ L_attention on ``pairs`` in mode joint); metrics.
+
+        Args:
+            rollout: the last num_steps steps.
+            pairs: (source, target) uint8 (M, 1, 84, 84) frames of one trajectory each, for
+                mode joint; None skips the attention loss (no pairs yet).
+        """
+        returns = self.n_step_returns(rollout).flatten()  # (T*N,)
+        if rollout.logits is None or rollout.values is None:
+            logits, values, _ = self.net(rollout.obs[:-1].flatten(0, 1))  # (T*N, A), (T*N,)
+        else:
+            logits, values = rollout.logits.flatten(0, 1), rollout.values.flatten()
+        log_probs = F.log_softmax(logits, -1)
+        taken = log_probs.gather(1, rollout.actions.flatten()[:, None]).squeeze(1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+        advantages = returns - values
+        value_loss = advantages.square().mean()
+        policy_loss = -(advantages.detach() * taken).mean()
+        loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
+        metrics: dict[str, float] = {}
+        if self.trains_attention and pairs is not None:
+            attention_loss, metrics = self.net.attention.loss(
+                *pairs, threshold=self.attention_threshold, sparsity=self.attention_sparsity
+            )
+            loss = loss + self.attention_coef * attention_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+        self.optimizer.step()
+        metrics.update(
+            policy_loss=float(policy_loss.detach()),
+            value_loss=float(value_loss.detach()),
+            entropy=float(entropy.detach()),
+            grad_norm=float(grad_norm),
+        )
+        return metrics

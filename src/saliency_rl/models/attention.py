@@ -1,0 +1,231 @@
+"""Self-supervised attention masks: Wu, Khetarpal, Precup, "Self-Supervised Attention-Aware
+Reinforcement Learning" (AAAI 2021), after Transporter (Kulkarni et al., NeurIPS 2019).
+
+Two frames of one trajectory, a source x_s and a target x_t (grey, (N, 1, 84, 84)):
+
+    Φ  encoder         frame -> features (N, 32, 7, 7)
+    Ψ  mask generator  frame -> mask     (N, 1, 7, 7) in [0, 1]
+    transported = (1 - Ψ(x_s)) (1 - Ψ(x_t)) Φ(x_s) + Ψ(x_t) Φ(x_t)
+    decoder            transported -> x̂_t (N, 1, 84, 84)
+
+The target is rebuilt from the source's background (where neither mask is on) and its own
+foreground (where its mask is on), so the mask must cover what moved between the frames:
+the objects. As in Transporter, nothing flows back through the source branch.
+
+Loss (the paper's Eq. 2-4, the official code's ``RECONSTRUCT_LOSS_THRESHOLD`` 0.01 and
+``HEATMAP_SPARSITY_LOSS_WEIGHT`` 1e-3, pixels in [0, 1]):
+
+    thresholded  mean over pixels of e² · [e² > delta],   e = x̂_t - x_t
+    autoencoder  mean (decoder(Φ(x_t)) - x_t)²            keeps Φ and the decoder an autoencoder
+    sparsity     lambda · mean Ψ(x_t)                     a mask on everything is no attention
+
+The mask is 7x7 on 84x84 frames, the size of the last feature map of the Atari CNN
+(models.atari_cnn), which it multiplies. Φ and Ψ are that CNN's three convolutions on one
+frame (Ψ with LayerNorm, then a 1x1 convolution and a sigmoid); the decoder mirrors them with
+transposed convolutions, as in the official code (github.com/happywu/Self-Sup-Attention-RL).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from saliency_rl.checkpoint import load_checkpoint, save_checkpoint
+from saliency_rl.errors import CheckpointError
+from saliency_rl.models.atari_cnn import (
+    FEATURE_CHANNELS,
+    FEATURE_SIZE,
+    IMAGE_SIZE,
+    orthogonal_init,
+    scale_frames,
+)
+
+MODEL_NAME = "SelfSupervisedAttention"
+DEFAULT_THRESHOLD = 0.01
+DEFAULT_SPARSITY = 1e-3
+
+
+# ---------------------------------------------------------------------- building blocks
+def _conv_trunk(in_channels: int, layer_norm: bool) -> nn.Sequential:
+    """(N, C, 84, 84) -> (N, 32, 7, 7): the Atari CNN's convolutions."""
+    relu = math.sqrt(2.0)
+    layers: list[nn.Module] = []
+    for c_in, c_out, kernel, stride, size in (
+        (in_channels, 32, 8, 4, 20),
+        (32, 64, 4, 2, 9),
+        (64, FEATURE_CHANNELS, 3, 1, FEATURE_SIZE),
+    ):
+        layers.append(orthogonal_init(nn.Conv2d(c_in, c_out, kernel, stride=stride), relu))
+        if layer_norm:
+            layers.append(nn.LayerNorm([c_out, size, size]))
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _decoder(out_channels: int) -> nn.Sequential:
+    """(N, 32, 7, 7) -> (N, C, 84, 84): transposed convolutions mirroring the trunk."""
+    relu = math.sqrt(2.0)
+    return nn.Sequential(
+        orthogonal_init(nn.ConvTranspose2d(FEATURE_CHANNELS, 64, 3, stride=1), relu),  # 9x9
+        nn.ReLU(),
+        orthogonal_init(nn.ConvTranspose2d(64, 32, 4, stride=2), relu),  # 20x20
+        nn.ReLU(),
+        orthogonal_init(nn.ConvTranspose2d(32, 16, 8, stride=4), relu),  # 84x84
+        nn.ReLU(),
+        orthogonal_init(nn.Conv2d(16, out_channels, 3, padding=1), 1.0),  # no squashing
+    )
+
+
+def thresholded_squared_error(prediction: Tensor, target: Tensor, threshold: float) -> Tensor:
+    """Mean of the squared errors, counting only those above ``threshold`` (a scalar).
+
+    An error e with e² <= threshold adds nothing, and no gradient: a reconstruction off by
+    less than sqrt(threshold) everywhere scores 0, so small, blurry mistakes on the static
+    background do not drown the errors on moving objects.
+    """
+    squared = (prediction - target).square()
+    return (squared * (squared > threshold)).mean()
+
+
+@dataclass
+class AttentionOutput:
+    """What :meth:`SelfSupervisedAttention.forward` computes; frames (N, 1, 84, 84)."""
+
+    reconstruction: Tensor
+    """x̂_t decoded from the transported features, (N, 1, 84, 84)."""
+    autoencoded: Tensor
+    """x_t decoded from its own features Φ(x_t), (N, 1, 84, 84)."""
+    target_mask: Tensor
+    """Ψ(x_t), (N, 1, 7, 7) in [0, 1]."""
+    source_mask: Tensor
+    """Ψ(x_s), (N, 1, 7, 7), without gradient."""
+
+
+# ---------------------------------------------------------------------- the module
+class SelfSupervisedAttention(nn.Module):
+    """Φ, Ψ and the decoder; see the module docstring.
+
+    Args:
+        in_channels: channels of one frame (1: grey, the Atari setting).
+    """
+
+    def __init__(self, in_channels: int = 1) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.encoder = _conv_trunk(in_channels, layer_norm=False)  # Φ
+        self.mask_trunk = _conv_trunk(in_channels, layer_norm=True)  # Ψ, before its head
+        # A zero-biased head starts every mask at sigmoid(~0) = 0.5.
+        self.mask_head = orthogonal_init(nn.Conv2d(FEATURE_CHANNELS, 1, 1), 1.0)
+        self.decoder = _decoder(in_channels)
+
+    def config(self) -> dict[str, Any]:
+        """What to build: the model's name and keyword arguments."""
+        return {"model": MODEL_NAME, "kwargs": {"in_channels": self.in_channels}}
+
+    def _check(self, frames: Tensor, name: str) -> Tensor:
+        expected = (self.in_channels, IMAGE_SIZE, IMAGE_SIZE)
+        if frames.dim() != 4 or tuple(frames.shape[1:]) != expected:
+            raise ValueError(
+                f"{name} must be frames (N, {', '.join(map(str, expected))}), got {tuple(frames.shape)}"
+            )
+        return scale_frames(frames)
+
+    # -------------------------------------------------------------- Φ, Ψ, decoder
+    def encode(self, frames: Tensor) -> Tensor:
+        """Φ: frames uint8 or [0, 1] (N, 1, 84, 84) -> features (N, 32, 7, 7)."""
+        return self.encoder(self._check(frames, "frames"))
+
+    def mask(self, frames: Tensor) -> Tensor:
+        """Ψ: frames uint8 or [0, 1] (N, 1, 84, 84) -> mask (N, 1, 7, 7) in [0, 1]."""
+        return torch.sigmoid(self.mask_head(self.mask_trunk(self._check(frames, "frames"))))
+
+    def decode(self, features: Tensor) -> Tensor:
+        """features (N, 32, 7, 7) -> frames (N, 1, 84, 84), unbounded."""
+        return self.decoder(features)
+
+    # -------------------------------------------------------------- transport
+    def forward(self, source: Tensor, target: Tensor) -> AttentionOutput:
+        """Rebuild ``target`` from ``source``; both uint8 or [0, 1] float (N, 1, 84, 84)."""
+        with torch.no_grad():  # the source branch is not back-propagated (Transporter)
+            source_features = self.encode(source)  # (N, 32, 7, 7)
+            source_mask = self.mask(source)  # (N, 1, 7, 7)
+        target_features = self.encode(target)  # (N, 32, 7, 7)
+        target_mask = self.mask(target)  # (N, 1, 7, 7)
+        transported = (1 - source_mask) * (1 - target_mask) * source_features
+        transported = transported + target_mask * target_features  # (N, 32, 7, 7)
+        return AttentionOutput(
+            reconstruction=self.decode(transported),  # (N, 1, 84, 84)
+            autoencoded=self.decode(target_features),  # (N, 1, 84, 84)
+            target_mask=target_mask,
+            source_mask=source_mask,
+        )
+
+    # -------------------------------------------------------------- loss
+    def loss(
+        self,
+        source: Tensor,
+        target: Tensor,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        sparsity: float = DEFAULT_SPARSITY,
+    ) -> tuple[Tensor, dict[str, float]]:
+        """The training loss on frame pairs and its parts (floats, for logging).
+
+        Args:
+            source, target: frames of one trajectory, uint8 or [0, 1] (N, 1, 84, 84).
+            threshold: squared pixel errors at or below it are ignored (delta, 0.01).
+            sparsity: weight of the mean target mask (lambda, 1e-3).
+        """
+        out = self(source, target)
+        goal = scale_frames(target)
+        reconstruction = thresholded_squared_error(out.reconstruction, goal, threshold)
+        autoencoder = (out.autoencoded - goal).square().mean()
+        mask_mean = out.target_mask.mean()
+        loss = reconstruction + autoencoder + sparsity * mask_mean
+        metrics = {
+            "attention_loss": float(loss.detach()),
+            "reconstruction_loss": float(reconstruction.detach()),
+            "autoencoder_loss": float(autoencoder.detach()),
+            "mask_mean": float(mask_mean.detach()),
+        }
+        return loss, metrics
+
+
+# ---------------------------------------------------------------------- checkpoints
+def save_attention(
+    module: SelfSupervisedAttention,
+    directory: str | Path,
+    provenance: dict[str, Any],
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``module`` as a checkpoint directory; ``provenance`` says what it was trained on."""
+    config = {**module.config(), "provenance": provenance}
+    return save_checkpoint(directory, config, module.state_dict(), training_state)
+
+
+def load_attention(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[SelfSupervisedAttention, dict[str, Any]]:
+    """Read an attention checkpoint: ``(module, config)``; the config holds the provenance.
+
+    Raises:
+        CheckpointError: the directory is missing, damaged, or holds another model.
+    """
+    config, state_dict = load_checkpoint(directory, device)
+    if config.get("model") != MODEL_NAME:
+        raise CheckpointError(
+            f"{directory} holds a {config.get('model', 'unknown')!r} checkpoint, not a "
+            f"{MODEL_NAME}; make one with `saliency-rl pretrain-attention DATASET --out DIR`"
+        )
+    module = SelfSupervisedAttention(**config.get("kwargs", {}))
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"{directory} does not fit {MODEL_NAME}: {first}") from None
+    return module.to(device), config

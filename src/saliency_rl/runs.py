@@ -1,0 +1,135 @@
+"""Run directories, shared by every trainer: ``runs/<name>/``.
+
+Layout (../shared/DESIGN.md)::
+
+    runs/<name>/
+      config.json        everything that defines the run (written atomically)
+      metrics.csv        one row per log interval; appended, flushed at every row
+      checkpoints/       model + training state for an exact resume
+      eval.json          the final evaluation
+
+Runs are named like CleanRL's, ``<env>__<method>__<seed>__<unix time>``, e.g.
+``atari-MsPacman__a2c-joint__1__1732190000``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_json
+from saliency_rl.errors import SaliencyRLError
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.csv"
+EVAL_FILE = "eval.json"
+CHECKPOINTS_DIR = "checkpoints"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+class RunError(SaliencyRLError, ValueError):
+    """A run cannot start or resume, or a training setting is not valid."""
+
+
+def now() -> str:
+    """The time in UTC, ISO 8601 to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_name(env_spec: str, method: str, seed: int, at: float | None = None) -> str:
+    """``<env>__<method>__<seed>__<unix time>`` with ``:`` and other unsafe characters as ``-``."""
+    env = _UNSAFE.sub("-", env_spec)
+    stamp = int(time.time() if at is None else at)
+    return f"{env}__{_UNSAFE.sub('-', method)}__{seed}__{stamp}"
+
+
+def create_run(run_dir: str | Path) -> Path:
+    """Make ``run_dir`` and its ``checkpoints/``; RunError if it already holds a run."""
+    run_dir = Path(run_dir)
+    if (run_dir / CONFIG_FILE).exists():
+        raise RunError(
+            f"{run_dir} already holds a run; pass --resume to continue it, or choose another "
+            "--name or --out"
+        )
+    (run_dir / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically (config.json, eval.json)."""
+    atomic_write_json(Path(path), obj)
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Read a JSON file; RunError naming it if missing or damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path} does not exist: no {what} there")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunError(f"{path} is damaged: not valid JSON ({error})") from None
+
+
+class MetricsLog:
+    """metrics.csv with fixed columns; a row may leave columns empty.
+
+    Rows are appended and flushed one at a time, so a killed run keeps all rows it logged.
+    ``truncate(step)`` drops rows logged after a checkpoint, before a resume logs them again.
+    """
+
+    def __init__(self, path: str | Path, columns: Sequence[str]) -> None:
+        self.path, self.columns = Path(path), list(columns)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open(newline="") as handle:
+                header = next(csv.reader(handle), [])
+            if header != self.columns:
+                raise RunError(
+                    f"{self.path} has columns {header}, this trainer writes {self.columns}: "
+                    "it belongs to another kind of run"
+                )
+        else:
+            self._rewrite([])
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        """Append one row: values of known columns (floats to 6 significant digits)."""
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise KeyError(f"metrics {sorted(unknown)} are not columns of {self.path}")
+        with self.path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([_cell(row.get(c)) for c in self.columns])
+
+    def rows(self) -> list[dict[str, str]]:
+        """Every row as strings (empty string: no value)."""
+        with self.path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def truncate(self, step: int, column: str = "step") -> None:
+        """Drop rows whose ``column`` is greater than ``step`` (rewritten atomically)."""
+        kept = [r for r in self.rows() if r[column] == "" or int(float(r[column])) <= step]
+        self._rewrite(kept)
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(self.columns)
+        for row in rows:
+            writer.writerow([row.get(c, "") for c in self.columns])
+        data = buffer.getvalue().encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.path, lambda handle: handle.write(data))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

@@ -1,0 +1,186 @@
+"""Batched augmentations for training saliency predictors from a few frames, in torch.
+
+The PiCANet training recipe (Liu, Han, Yang, CVPR 2018; also ViSaRL's predictor) uses
+horizontal and vertical flips and colour jitter. Flips move the frame and its map
+together; colour jitter changes the frame only. Every sample of a batch draws its own
+flips and jitter factors from the given ``torch.Generator``, so augmentation is
+reproducible from a seed. No torchvision: hue is shifted through HSV here.
+
+Jitter follows torchvision's ``ColorJitter`` definitions (brightness, contrast and
+saturation factors drawn from [1 - s, 1 + s]; hue shifted by [-h, h] turns of the colour
+wheel), applied in a fixed order (brightness, contrast, saturation, hue) where torchvision
+draws a random order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """What ``augment`` does to a training batch."""
+
+    hflip: float = 0.5
+    """Probability of a horizontal flip (frame and map together)."""
+    vflip: float = 0.5
+    """Probability of a vertical flip (frame and map together)."""
+    brightness: float = 0.4
+    """Brightness factor drawn from [1 - b, 1 + b] (PiCANet recipe: 0.4)."""
+    contrast: float = 0.4
+    """Contrast factor drawn from [1 - c, 1 + c] (0.4)."""
+    saturation: float = 0.4
+    """Saturation factor drawn from [1 - s, 1 + s] (0.4)."""
+    hue: float = 0.2
+    """Hue shift drawn from [-h, h] turns of the colour wheel, h <= 0.5 (0.2)."""
+    shift: int = 0
+    """Largest random translation in pixels, frame and map together (0: none; not in the
+    paper recipe; DrQ's random shift, Kostrikov et al. 2020, uses 4 at 84x84)."""
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator, like: torch.Tensor):
+    """(n, 1, 1, 1) uniform draws on like's device and dtype."""
+    u = torch.rand(n, 1, 1, 1, generator=generator)
+    return (low + (high - low) * u).to(device=like.device, dtype=like.dtype)
+
+
+# ---------------------------------------------------------------------- flips
+def random_flips(
+    frames: torch.Tensor,
+    maps: torch.Tensor,
+    generator: torch.Generator,
+    hflip: float = 0.5,
+    vflip: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip each sample left-right and / or up-down, the frame and its map alike.
+
+    frames: (N, C, H, W), any dtype
+    maps: (N, H, W)
+    returns: flipped copies of both
+    """
+    n = frames.shape[0]
+    flip_h = (torch.rand(n, generator=generator) < hflip).to(frames.device)
+    flip_v = (torch.rand(n, generator=generator) < vflip).to(frames.device)
+    frames, maps = frames.clone(), maps.clone()
+    for mask, frame_dim in ((flip_h, -1), (flip_v, -2)):
+        if mask.any():
+            frames[mask] = frames[mask].flip(frame_dim)
+            maps[mask] = maps[mask].flip(frame_dim)
+    return frames, maps
+
+
+def random_shifts(
+    frames: torch.Tensor, maps: torch.Tensor, generator: torch.Generator, pad: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Translate each sample by up to ``pad`` pixels each way, the frame and its map alike.
+
+    Frames are padded by repeating their border pixels, maps with zeros (no new saliency).
+    frames: (N, C, H, W); maps: (N, H, W)
+    returns: shifted copies of both
+    """
+    if pad <= 0:
+        return frames, maps
+    h, w = frames.shape[-2:]
+    padded = F.pad(frames, (pad, pad, pad, pad), mode="replicate")
+    padded_maps = F.pad(maps, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (len(frames), 2), generator=generator).tolist()
+    frames = torch.stack(
+        [p[:, y : y + h, x : x + w] for p, (y, x) in zip(padded, offsets, strict=True)]
+    )
+    maps = torch.stack(
+        [m[y : y + h, x : x + w] for m, (y, x) in zip(padded_maps, offsets, strict=True)]
+    )
+    return frames, maps
+
+
+# ---------------------------------------------------------------------- colour
+def grey(images: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma, as torchvision: (N, 3, H, W) -> (N, 1, H, W)."""
+    r, g, b = images.unbind(dim=1)
+    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+
+
+def rgb_to_hsv(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> HSV in [0, 1] (hue in turns of the colour wheel)."""
+    r, g, b = images.unbind(dim=1)
+    value, _ = images.max(dim=1)
+    chroma = value - images.min(dim=1).values
+    saturation = torch.where(value > 0, chroma / value.clamp_min(1e-8), torch.zeros_like(value))
+    safe = chroma.clamp_min(1e-8)
+    hue = torch.where(
+        value == r,
+        ((g - b) / safe) % 6,
+        torch.where(value == g, (b - r) / safe + 2, (r - g) / safe + 4),
+    )
+    hue = torch.where(chroma > 0, hue / 6, torch.zeros_like(hue))
+    return torch.stack([hue, saturation, value], dim=1)
+
+
+def hsv_to_rgb(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) HSV in [0, 1] -> RGB in [0, 1]."""
+    hue, saturation, value = images.unbind(dim=1)
+    # Each channel's piecewise-linear function of hue (the standard "k" formulation).
+    channels = []
+    for offset in (5.0, 3.0, 1.0):  # R, G, B
+        k = (offset + hue * 6) % 6
+        ramp = torch.minimum(k, 4 - k).clamp(0, 1)
+        channels.append(value - value * saturation * ramp)
+    return torch.stack(channels, dim=1)
+
+
+def colour_jitter(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    brightness: float = 0.4,
+    contrast: float = 0.4,
+    saturation: float = 0.4,
+    hue: float = 0.2,
+) -> torch.Tensor:
+    """Random brightness, contrast, saturation and hue per sample, as torchvision's ColorJitter.
+
+    images: (N, C, H, W) float in [0, 1], C = 3 (all four) or 1 (brightness and contrast)
+    returns: (N, C, H, W) float in [0, 1]
+    """
+    n, c = images.shape[:2]
+    x = images
+    if brightness > 0:
+        x = (x * _uniform(n, 1 - brightness, 1 + brightness, generator, x)).clamp(0, 1)
+    if contrast > 0:
+        mean = (grey(x) if c == 3 else x).mean(dim=(1, 2, 3), keepdim=True)
+        factor = _uniform(n, 1 - contrast, 1 + contrast, generator, x)
+        x = (mean + factor * (x - mean)).clamp(0, 1)
+    if c == 3 and saturation > 0:
+        factor = _uniform(n, 1 - saturation, 1 + saturation, generator, x)
+        x = (grey(x) + factor * (x - grey(x))).clamp(0, 1)
+    if c == 3 and hue > 0:
+        hsv = rgb_to_hsv(x)
+        shift = _uniform(n, -hue, hue, generator, x)[:, 0]  # (N, 1, 1)
+        hsv = torch.stack([(hsv[:, 0] + shift) % 1.0, hsv[:, 1], hsv[:, 2]], dim=1)
+        x = hsv_to_rgb(hsv).clamp(0, 1)
+    return x
+
+
+# ---------------------------------------------------------------------- both
+def augment(
+    frames: torch.Tensor,
+    maps: torch.Tensor,
+    generator: torch.Generator,
+    config: AugmentConfig = AugmentConfig(),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flip and shift frames and maps together, then jitter the frames' colours.
+
+    frames: (N, C, H, W) uint8 or float in [0, 1]
+    maps: (N, H, W) float in [0, 1]
+    returns: frames (N, C, H, W) float in [0, 1], maps (N, H, W)
+    """
+    if frames.dtype == torch.uint8:
+        frames = frames.float() / 255.0
+    frames, maps = random_flips(frames, maps, generator, config.hflip, config.vflip)
+    frames, maps = random_shifts(frames, maps, generator, config.shift)
+    frames = colour_jitter(
+        frames, generator, config.brightness, config.contrast, config.saturation, config.hue
+    )
+    return frames, maps

@@ -1,0 +1,63 @@
+"""Augmentations: flips move frame and map together, colour jitter changes the frame only."""
+
+import torch
+
+from saliency_rl.saliency.augment import (
+    AugmentConfig,
+    augment,
+    colour_jitter,
+    hsv_to_rgb,
+    random_flips,
+    rgb_to_hsv,
+)
+
+
+def marked_batch(n=16, size=8):
+    """Frames whose red channel is a copy of the map, so any misalignment shows."""
+    torch.manual_seed(0)
+    maps = torch.rand(n, size, size)
+    frames = torch.stack([maps, torch.zeros_like(maps), torch.ones_like(maps)], dim=1)
+    return frames, maps
+
+
+def test_flips_move_frame_and_map_alike():
+    frames, maps = marked_batch()
+    flipped, flipped_maps = random_flips(frames, maps, torch.Generator().manual_seed(1))
+    assert torch.equal(flipped[:, 0], flipped_maps)
+    changed = (flipped_maps != maps).flatten(1).any(dim=1)
+    assert 0 < changed.sum() < len(maps)  # some samples flipped, some not
+    for original, result in zip(maps, flipped_maps, strict=True):  # each is one of the four flips
+        options = [original, original.flip(-1), original.flip(-2), original.flip(-1).flip(-2)]
+        assert any(torch.equal(result, o) for o in options)
+
+
+def test_augment_jitters_the_frame_only_and_is_seeded():
+    frames, maps = marked_batch()
+    no_flips = AugmentConfig(hflip=0.0, vflip=0.0)
+    out, out_maps = augment(frames, maps, torch.Generator().manual_seed(0), no_flips)
+    assert torch.equal(out_maps, maps) and not torch.allclose(out, frames)
+    assert out.min() >= 0 and out.max() <= 1
+    again, _ = augment(frames, maps, torch.Generator().manual_seed(0), no_flips)
+    assert torch.equal(out, again)
+    uint8 = (frames * 255).round().to(torch.uint8)
+    out, out_maps = augment(uint8, maps, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float32 and out.shape == frames.shape and out_maps.shape == maps.shape
+
+
+def test_zero_jitter_is_identity_and_grey_frames_work():
+    frames, _ = marked_batch()
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(colour_jitter(frames, generator, 0, 0, 0, 0), frames)
+    grey = colour_jitter(frames[:, :1], generator)  # brightness and contrast only
+    assert grey.shape == (16, 1, 8, 8)
+
+
+def test_hsv_round_trip_and_hue_shift():
+    torch.manual_seed(0)
+    rgb = torch.rand(4, 3, 5, 5)
+    assert torch.allclose(hsv_to_rgb(rgb_to_hsv(rgb)), rgb, atol=1e-5)
+    red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    hsv = rgb_to_hsv(red)
+    assert torch.allclose(hsv.flatten(), torch.tensor([0.0, 1.0, 1.0]))
+    hsv[:, 0] = 1 / 3  # a third of the wheel: red -> green
+    assert torch.allclose(hsv_to_rgb(hsv).flatten(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
