@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -327,10 +328,11 @@ def reconstruction(work: Path, budget_steps: int, budget_batch: int) -> list[dic
     for spec in DATASETS:
         train, held_out = (prepare_dataset(work, spec, s) for s in ("train", "eval"))
         out = work / f"run_{spec.replace(':', '_')}_{budget_steps}x{budget_batch}"
+        shutil.rmtree(out, ignore_errors=True)  # a run left from before would train nothing
         tick = time.perf_counter()
         summary = pretrain_multimae(
             train, out, modalities=("rgb", "saliency"), steps=budget_steps,
-            batch_size=budget_batch, seed=0, device="cpu", resume=True, progress=False,
+            batch_size=budget_batch, seed=0, device="cpu", resume=False, progress=False,
             checkpoint_every=budget_steps,
         )  # fmt: skip
         seconds = time.perf_counter() - tick
