@@ -424,7 +424,7 @@ def markdown(result: dict) -> str:
         "",
         "Oracle saliency: maps from each frame's simulator salient points "
         "(`saliency.maps.clicks_to_map` on the in-image points), written as the `saliency` "
-        "field, because the learned predictor's `label` command was not available. Losses on "
+        "field, so the figure measures MultiMAE alone, not a predictor's errors. Losses on "
         "masked patches only: RGB MSE on ImageNet-normalised pixels, saliency L1 on [0, 1] "
         "maps; held-out episodes (other seeds), masks drawn with a fixed seed. Torch threads: "
         f"{result['budget_threads']}.",
