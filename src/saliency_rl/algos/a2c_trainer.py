@@ -56,6 +56,7 @@ from saliency_rl.checkpoint import (
     load_training_state,
     save_checkpoint,
 )
+from saliency_rl.devices import resolve_device
 from saliency_rl.envs.atari_vector import FRAME_SKIP, atari_game, make_atari_vector
 from saliency_rl.errors import CheckpointError
 from saliency_rl.models.attention import SelfSupervisedAttention, load_attention
@@ -109,19 +110,6 @@ METRIC_COLUMNS = (
     "eval_score_min",
     "eval_score_max",
 )
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto``: CUDA when present, else the CPU; RunError for CUDA on a machine without it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise RunError(f"unknown device {device!r}; valid: auto, cpu, cuda") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RunError("--device cuda asked, but this machine has no CUDA GPU; use auto or cpu")
-    return resolved
 
 
 # ---------------------------------------------------------------------- attention pairs

@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from saliency_rl.data.dataset import Dataset
+from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError
 from saliency_rl.models.multimae import (
     ModelError,
@@ -57,12 +58,6 @@ class SaliencySource(Protocol):
     def predict_torch(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (N, 3, H, W) -> float (N, H, W) in [0, 1]."""
         ...
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class FrozenMultiMAEEncoder:
@@ -97,7 +92,7 @@ class FrozenMultiMAEEncoder:
                 f"mode {mode!r} needs a model pretrained on rgb and saliency; this one was "
                 f"pretrained on {', '.join(modalities)}"
             )
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.mode = mode
         self.predictor = predictor
@@ -127,7 +122,7 @@ class FrozenMultiMAEEncoder:
         config = read_checkpoint_config(directory)
         if mode is None:
             mode = "rgb" if tuple(config["model"]["modalities"]) == ("rgb",) else "rgb+saliency"
-        device = _resolve_device(device)
+        device = resolve_device(device)
         if isinstance(predictor, str | Path):
             from saliency_rl.saliency.predictor import SaliencyPredictor
 

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from saliency_rl import __version__
 from saliency_rl.checkpoint import is_checkpoint
 from saliency_rl.data.dataset import Dataset
+from saliency_rl.devices import resolve_device
 from saliency_rl.envs.spec import parse_spec
 from saliency_rl.errors import DatasetError
 from saliency_rl.models.attention import SelfSupervisedAttention, save_attention
@@ -142,12 +143,6 @@ def _open_atari_dataset(path: str | Path) -> tuple[Dataset, str]:
     return dataset, atari_game(dataset.env_spec)
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    from saliency_rl.algos.a2c_trainer import resolve_device
-
-    return resolve_device(device)
-
-
 def pretrain_attention(
     datasets: str | Path | Sequence[str | Path],
     out_dir: str | Path,
@@ -184,7 +179,7 @@ def pretrain_attention(
             f"{out_dir} exists and is not empty: choose another --out for the attention checkpoint"
         )
     opened = [_open_atari_dataset(p) for p in paths]
-    torch_device = _resolve_device(device)
+    torch_device = resolve_device(device)
     frames = [_Frames(dataset, config.max_gap) for dataset, _ in opened]
     games = list(dict.fromkeys(game for _, game in opened))
     provenance: dict[str, Any] = {

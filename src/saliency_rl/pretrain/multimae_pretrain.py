@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from saliency_rl import __version__
 from saliency_rl.data.dataset import Dataset
+from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError, SaliencyRLError
 from saliency_rl.models.multimae import (
     MODALITIES,
@@ -172,15 +173,6 @@ def learning_rate(step: int, config: PretrainConfig) -> float:
         return config.lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, config.steps - warmup)
     return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise PretrainError("device cuda was asked for but CUDA is not available; use --device cpu")
-    return torch.device(device)
 
 
 # ---------------------------------------------------------------------- data
