@@ -48,7 +48,12 @@ import torch  # noqa: E402
 from saliency_rl.data.collect import collect  # noqa: E402
 from saliency_rl.data.dataset import Dataset  # noqa: E402
 from saliency_rl.saliency.annotations import AnnotationStore, annotate_with_oracle  # noqa: E402
-from saliency_rl.saliency.fit import FitConfig, evaluate_predictor, fit_predictor  # noqa: E402
+from saliency_rl.saliency.fit import (  # noqa: E402
+    DEFAULT_STEPS,
+    FitConfig,
+    evaluate_predictor,
+    fit_predictor,
+)
 from saliency_rl.saliency.label import label_dataset  # noqa: E402
 from saliency_rl.saliency.predictor import SaliencyPredictor  # noqa: E402
 
@@ -264,7 +269,7 @@ def main() -> None:
         "command": "python " + " ".join(sys.argv),
         "machine": machine(),
         "versions": versions(),
-        "recipe": str(FitConfig()),
+        "recipe": f"{FitConfig()}; steps: {args.steps or DEFAULT_STEPS}",
         "data": "64x64; DMC: visarl-dmc preset, random policy; Meta-World: episode length 200, "
         "expert policy; train 2 episodes (seed 0), 10 oracle frames; test 2,000 frames "
         "(seeds 1000+), 200 oracle frames",

@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", choices=("small", "tiny"), default="small", help="network size (small)"
     )
     train_saliency.add_argument(
-        "--steps", type=positive_int, help="optimiser steps (unet 1000, picanet 1000)"
+        "--steps", type=positive_int, help="optimiser steps (unet 1500, picanet 1000)"
     )
     train_saliency.add_argument(
         "--batch-size", type=positive_int, default=16, help="augmented frames a step (16)"
@@ -542,7 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--predictor", required=True, help="predictor checkpoint directory (train-saliency --out)"
     )
     label.add_argument(
-        "--batch-size", type=positive_int, default=256, help="frames a forward pass (256)"
+        "--batch-size", type=positive_int, default=64, help="frames a forward pass (64)"
     )
     label.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"

@@ -7,7 +7,9 @@ from saliency_rl.saliency.augment import (
     augment,
     colour_jitter,
     hsv_to_rgb,
+    random_affine,
     random_flips,
+    random_shifts,
     rgb_to_hsv,
 )
 
@@ -33,7 +35,7 @@ def test_flips_move_frame_and_map_alike():
 
 def test_augment_jitters_the_frame_only_and_is_seeded():
     frames, maps = marked_batch()
-    no_flips = AugmentConfig(hflip=0.0, vflip=0.0)
+    no_flips = AugmentConfig(hflip=0.0, vflip=0.0, shift=0, degrees=0, scale=0)
     out, out_maps = augment(frames, maps, torch.Generator().manual_seed(0), no_flips)
     assert torch.equal(out_maps, maps) and not torch.allclose(out, frames)
     assert out.min() >= 0 and out.max() <= 1
@@ -61,3 +63,17 @@ def test_hsv_round_trip_and_hue_shift():
     assert torch.allclose(hsv.flatten(), torch.tensor([0.0, 1.0, 1.0]))
     hsv[:, 0] = 1 / 3  # a third of the wheel: red -> green
     assert torch.allclose(hsv_to_rgb(hsv).flatten(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+
+
+def test_shifts_rotations_and_zooms_move_frame_and_map_alike():
+    torch.manual_seed(0)
+    maps = torch.zeros(8, 16, 16)
+    maps[:, 5:11, 4:9] = torch.rand(8, 6, 5)  # zero near the borders: both paddings agree
+    frames = torch.stack([maps, torch.zeros_like(maps), torch.ones_like(maps)], dim=1)
+    generator = torch.Generator().manual_seed(0)
+    shifted, shifted_maps = random_shifts(frames, maps, generator, pad=3)
+    assert torch.equal(shifted[:, 0], shifted_maps) and not torch.equal(shifted_maps, maps)
+    turned, turned_maps = random_affine(frames, maps, generator, degrees=30, scale=0.2)
+    assert torch.allclose(turned[:, 0], turned_maps, atol=1e-6)
+    assert not torch.allclose(turned_maps, maps)
+    assert torch.allclose(turned[:, 2], torch.ones(8, 16, 16))  # border padding, no black

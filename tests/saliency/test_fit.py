@@ -11,7 +11,7 @@ from saliency_rl.errors import CheckpointError, DatasetError
 from saliency_rl.saliency.annotations import annotate_with_oracle
 from saliency_rl.saliency.augment import AugmentConfig
 from saliency_rl.saliency.fit import annotated_data, fit_predictor, split_frames
-from saliency_rl.saliency.predictor import SaliencyPredictor
+from saliency_rl.saliency.predictor import MODELS, SaliencyPredictor
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +71,7 @@ def test_tiny_model_overfits_five_frames(fake_dataset, tmp_path):
         batch_size=8,
         lr=1e-2,
         holdout_frames=[],
-        augment=AugmentConfig(0, 0, 0, 0, 0, 0),
+        augment=AugmentConfig(0, 0, 0, 0, 0, 0, shift=0, degrees=0, scale=0),
         progress=False,
     )
     # Cross-entropy with soft targets bottoms out at the targets' own entropy.
@@ -103,6 +103,12 @@ def test_predictor_api(annotated, tmp_path):
     assert maps.shape == (21, 32, 32) and maps.dtype == np.float32
     assert 0 <= maps.min() and maps.max() <= 1
     assert np.array_equal(predictor.predict(torch.from_numpy(frames)), maps)
+    config, weights = load_checkpoint(tmp_path / "p")
+    network = MODELS["picanet"](**config["model_kwargs"])
+    network.load_state_dict(weights)
+    with torch.no_grad():  # the predictor's folded batch norm changes nothing but rounding
+        direct = torch.sigmoid(network.eval()(torch.from_numpy(frames).float() / 255)[-1][:, 0])
+    assert np.abs(direct.numpy() - maps).max() < 1e-5
     stored = predictor.predict_uint8(frames)
     assert stored.dtype == np.uint8 and np.abs(stored / 255.0 - maps).max() <= 0.5 / 255 + 1e-6
 

@@ -18,7 +18,7 @@ def test_grey_frames_and_rebuild_from_config():
     assert model(torch.rand(2, 1, 32, 32))[0].shape == (2, 1, 32, 32)
     rebuilt = UNet(**model.config)
     rebuilt.load_state_dict(model.state_dict())
-    assert unet_small().config["widths"] == [16, 32, 64]
+    assert unet_small().config["widths"] == [8, 16, 32, 64]
 
 
 def test_initial_output_is_the_background_prior():

@@ -2,7 +2,8 @@
 
 Recipe (PiCANet, Liu et al. CVPR 2018, as used for ViSaRL's predictor): binary
 cross-entropy against the soft Gaussian maps at every side output (deep supervision), flips
-and colour jitter (``saliency.augment``), AdamW at 3e-4 with cosine annealing. From a few
+and colour jitter, AdamW at 3e-4 with cosine annealing; we add random shifts, rotations and
+zooms (``saliency.augment``). From a few
 frames (5 to 10 in ViSaRL), each step draws a batch with replacement from the training
 frames and augments it anew, so a few hundred steps see thousands of distinct images.
 
@@ -31,16 +32,19 @@ from saliency_rl import __version__
 from saliency_rl.checkpoint import save_checkpoint
 from saliency_rl.data.atomic import atomic_write_json
 from saliency_rl.data.dataset import Dataset
+from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError
 from saliency_rl.saliency.annotations import AnnotationStore
 from saliency_rl.saliency.augment import AugmentConfig, augment
 from saliency_rl.saliency.maps import map_to_uint8
 from saliency_rl.saliency.metrics import saliency_metrics
 from saliency_rl.saliency.overlay import save_grid
-from saliency_rl.saliency.predictor import FORMAT, SaliencyPredictor, build_model, resolve_device
+from saliency_rl.saliency.predictor import FORMAT, SaliencyPredictor, build_model
 
 PREVIEW_FRAMES = 8
-DEFAULT_STEPS = {"unet": 1000, "picanet": 1000}
+# About 5 and 10 minutes on 2 shared CPU cores; held-out F-beta still rose from 300 to
+# 1000 steps (benchmarks/saliency_predictors.py).
+DEFAULT_STEPS = {"unet": 1500, "picanet": 1000}
 
 
 @dataclass
@@ -69,7 +73,7 @@ class FitConfig:
 
 
 def deep_supervision_loss(logits: Sequence[torch.Tensor], maps: torch.Tensor) -> torch.Tensor:
-    """Sum over outputs of the binary cross-entropy with the soft maps (PiCANet Sec. 3.4).
+    """Sum over outputs of the binary cross-entropy with the soft maps (PiCANet's deep supervision).
 
     logits: side outputs [(N, 1, h_i, w_i), ...]
     maps: (N, H, W) float in [0, 1]; resized (area average) to each side output's size
@@ -162,13 +166,15 @@ def fit_predictor(
         if not train_frames:
             raise DatasetError("every annotated frame is held out: nothing is left to train on")
     device_ = resolve_device(device)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # batches and augmentation
 
     rgb, maps = annotated_data(dataset, train_frames)
     frames_t = torch.from_numpy(rgb).to(device_)  # (K, C, H, W) uint8
     maps_t = torch.from_numpy(maps).to(device_)  # (K, H, W)
-    model = build_model(config.model, config.size, dataset.image_size, rgb.shape[1]).to(device_)
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG untouched
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, config.size, dataset.image_size, rgb.shape[1])
+    model = model.to(device_)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )

@@ -38,7 +38,7 @@ def label_dataset(
     dataset: Dataset | str | Path,
     predictor_dir: str | Path,
     *,
-    batch_size: int = 256,
+    batch_size: int = 64,
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = True,

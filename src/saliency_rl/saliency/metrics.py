@@ -1,7 +1,8 @@
 """Saliency metrics: max F-beta and mean absolute error (MAE), as reported by PiCANet and ViSaRL.
 
-Protocol (the salient-object-detection convention of Achanta et al., CVPR 2009, used in
-PiCANet's evaluation, Liu et al. CVPR 2018 Sec. 4.1, and by ViSaRL for its predictor):
+Protocol (the salient-object-detection convention of Achanta et al., CVPR 2009, as in
+the evaluation of PiCANet, Liu et al. CVPR 2018, whose metrics ViSaRL reports for its
+predictor):
 
 - Maps are compared at the 8-bit precision they are stored in (``maps.map_to_uint8``).
 - Ground truth is binarised at half its range: salient where ``gt_u8 > 127`` (gt >= 0.5).
@@ -26,7 +27,7 @@ import numpy as np
 
 from saliency_rl.saliency.maps import map_to_uint8
 
-BETA2 = 0.3  # Achanta et al. 2009; PiCANet Sec. 4.1 and ViSaRL use the same
+BETA2 = 0.3  # Achanta et al. 2009; PiCANet and ViSaRL use the same
 THRESHOLDS = 256
 
 

@@ -6,17 +6,18 @@ Detection" (CVPR 2018). What we keep from the paper:
 - a convolutional encoder and a U-Net-like decoder; each decoder stage fuses the
   up-sampled previous stage with the encoder feature of its resolution;
 - pixel-wise contextual attention in the decoder: every pixel predicts a softmax over
-  context positions and attends to the features there (Sec. 3.1-3.2);
+  context positions and attends to the features there;
   * *global* attention at the coarsest stage: a bidirectional ReNet (LSTMs sweeping rows,
     then columns) gives every pixel a view of the whole map, and a 1x1 convolution turns
-    it into one weight per position of the map (Sec. 3.1, Fig. 3a);
+    it into one weight per position of the map;
   * *local* attention at the finer stages: a 7x7 convolution with dilation 2 predicts,
-    per pixel, a softmax over the 7x7 neighbourhood sampled with dilation 2 (Sec. 3.2,
-    Fig. 3b);
-  the stage layout follows the reference code's "GGLLL" + a plain last stage: global,
-  then local, and no attention at full resolution;
+    per pixel, a softmax over the 7x7 neighbourhood sampled with dilation 2;
+  the stage layout follows the "GGLLL" + plain last stage of a widely used PyTorch
+  reimplementation (Ugness/PiCANet-Implementation): global, then local, and no attention
+  at full resolution;
 - deep supervision: a side output (1x1 convolution) at every decoder stage, each trained
-  with cross-entropy against the ground truth resized to its resolution (Sec. 3.4).
+  with cross-entropy against the ground truth resized to its resolution (we sum the side
+  losses with equal weights; that reimplementation weighs them 0.5 to 1).
 
 What we change: no pretrained VGG-16 (not available here, and too slow for 64x64 RL
 frames on a CPU); a four-level encoder of two 3x3 convolutions per level instead, with
@@ -33,7 +34,7 @@ from torch import nn
 
 from saliency_rl.saliency.unet import PRIOR_LOGIT, ConvBlock, coordinate_channels, upsample_to
 
-LOCAL_KERNEL = 7  # PiCANet Sec. 3.2: a 7x7 neighbourhood ...
+LOCAL_KERNEL = 7  # PiCANet's local attention: a 7x7 neighbourhood ...
 LOCAL_DILATION = 2  # ... sampled with dilation 2 (a 13x13 field)
 
 
@@ -178,8 +179,8 @@ class PiCANet(nn.Module):
         self,
         image_size: Sequence[int] = (64, 64),
         in_channels: int = 3,
-        encoder_widths: Sequence[int] = (16, 32, 64, 96),
-        decoder_widths: Sequence[int] = (64, 48, 32, 16),
+        encoder_widths: Sequence[int] = (8, 16, 32, 64),
+        decoder_widths: Sequence[int] = (64, 32, 16, 8),
         attention: str = "GLLC",
         coord_channels: bool = True,
     ) -> None:
@@ -249,7 +250,7 @@ class PiCANet(nn.Module):
 
 # ---------------------------------------------------------------------- named sizes
 def picanet_small(image_size: Sequence[int] = (64, 64), in_channels: int = 3, **kwargs) -> PiCANet:
-    """The default: encoder 16-32-64-96, decoder 64-48-32-16, attention G L L C."""
+    """The default: encoder 8-16-32-64, decoder 64-32-16-8, attention G L L C; 0.39 M parameters."""
     return PiCANet(image_size, in_channels, **kwargs)
 
 

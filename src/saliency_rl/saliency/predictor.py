@@ -10,15 +10,18 @@ and its constructor arguments, ``model.safetensors`` holds the weights.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from saliency_rl.checkpoint import load_checkpoint
-from saliency_rl.errors import CheckpointError, DeviceError
+from saliency_rl.devices import resolve_device
+from saliency_rl.errors import CheckpointError
 from saliency_rl.saliency.picanet import PiCANet, picanet_small, picanet_tiny
 from saliency_rl.saliency.unet import UNet, unet_small, unet_tiny
 
@@ -28,19 +31,7 @@ SIZES: dict[str, dict[str, Callable[..., nn.Module]]] = {
     "unet": {"small": unet_small, "tiny": unet_tiny},
     "picanet": {"small": picanet_small, "tiny": picanet_tiny},
 }
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; DeviceError for CUDA on a machine without it."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            "device cuda was asked for, but no CUDA GPU is available; use cpu or auto"
-        )
-    return device
+BATCH_SIZE = 64  # frames per forward pass: on a 2-core CPU, larger batches fell out of cache
 
 
 def build_model(
@@ -57,15 +48,33 @@ def build_model(
     return factory(in_channels)
 
 
+def fuse_batch_norm(model: nn.Module) -> nn.Module:
+    """An evaluation-mode copy with every Conv2d -> BatchNorm2d pair in a Sequential folded
+    into one convolution (same outputs up to rounding, one pass over memory fewer)."""
+    model = copy.deepcopy(model).eval()
+    for module in model.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in zip(names, names[1:], strict=False):
+            conv, norm = module._modules[first], module._modules[second]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                module._modules[first] = fuse_conv_bn_eval(conv, norm)
+                module._modules[second] = nn.Identity()
+    return model
+
+
 class SaliencyPredictor:
     """A saliency network in evaluation mode, with batched, gradient-free prediction.
 
     Args:
         model: a network mapping float frames (N, C, H, W) in [0, 1] to a list of logit maps,
-            the full-resolution one last (``UNet``, ``PiCANet``).
+            the full-resolution one last (``UNet``, ``PiCANet``); the predictor runs a copy
+            with batch norm folded into the convolutions, in channels-last memory layout
+            (both faster on a CPU).
         config: the checkpoint config (``model``, ``model_kwargs``, ``image_size``, ...).
         device: where the network runs.
-        batch_size: frames per forward pass in ``predict``.
+        batch_size: frames per forward pass.
     """
 
     def __init__(
@@ -73,10 +82,10 @@ class SaliencyPredictor:
         model: nn.Module,
         config: dict,
         device: str | torch.device = "cpu",
-        batch_size: int = 256,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.model = fuse_batch_norm(model).to(self.device, memory_format=torch.channels_last)
         self.config = config
         self.image_size = tuple(int(s) for s in config["image_size"])
         self.in_channels = int(config["in_channels"])
@@ -84,7 +93,10 @@ class SaliencyPredictor:
 
     @classmethod
     def load(
-        cls, checkpoint_dir: str | Path, device: str | torch.device = "auto", batch_size: int = 256
+        cls,
+        checkpoint_dir: str | Path,
+        device: str | torch.device = "auto",
+        batch_size: int = BATCH_SIZE,
     ) -> SaliencyPredictor:
         """Load a checkpoint written by ``fit_predictor``; CheckpointError if it is not one."""
         config, state_dict = load_checkpoint(checkpoint_dir)
@@ -124,6 +136,7 @@ class SaliencyPredictor:
         """uint8 or float frames (n, C, H, W) on any device -> float maps (n, H, W) on self.device."""
         x = frames.to(self.device, non_blocking=True)
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        x = x.contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.model(x)[-1][:, 0])
 
     def predict_torch(self, frames: torch.Tensor) -> torch.Tensor:
