@@ -248,7 +248,7 @@ def test_a_tiny_model_overfits_a_tiny_dataset():
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     first, last = np.mean(losses[:10]), np.mean(losses[-10:])
     # Seen: about 6-7x after 300 steps (the width-32 test model's capacity per 8x8 patch
     # sets the floor); a loss on the wrong patches or a broken decoder stays near 1x.
