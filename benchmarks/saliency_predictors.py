@@ -262,6 +262,9 @@ def main() -> None:
     parser.add_argument(
         "--steps", type=int, help="training steps (fit_predictor's default per model)"
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the finished pairs of an earlier, killed run"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
@@ -283,8 +286,17 @@ def main() -> None:
         "label_10k": [],
     }
     out_json = args.out / "saliency_predictors.json"
+    if args.resume and out_json.exists():
+        # A killed benchmark goes on where it stopped: finished (task, model) pairs are kept.
+        previous = json.loads(out_json.read_text())
+        result["runs"] = previous["runs"]
+        result["date"], result["machine"] = previous["date"], previous["machine"]
+        result["command"] = previous["command"] + " (resumed: " + " ".join(sys.argv) + ")"
+    done = {(r["task"], r["model"]) for r in result["runs"]}
     for task in args.tasks:
         for model in args.models:
+            if (task, model) in done:
+                continue
             start = time.perf_counter()
             run = run_task(task, model, args.work, args.steps)
             result["runs"].append(run)

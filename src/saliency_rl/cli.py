@@ -268,7 +268,9 @@ def cmd_features(args: argparse.Namespace) -> None:
             overwrite=args.overwrite,
             progress=not args.no_progress,
         )
-        print(f"features ({encoder.mode}, {encoder.feature_dim} per frame) stored as field {name!r} of {args.dataset}")
+        print(
+            f"features ({encoder.mode}, {encoder.feature_dim} per frame) stored as field {name!r} of {args.dataset}"
+        )
         return
     from saliency_rl.envs import make_env
     from saliency_rl.evaluation import run_episodes, summarize
@@ -610,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a policy: a2c (Atari, with self-supervised attention)",
+        help="train a policy: a2c (Atari, self-supervised attention), sac (pixels), bc (demos)",
         description="Train a policy; the algorithm is the first argument.",
     )
     algorithms = train.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
@@ -679,26 +681,38 @@ def build_parser() -> argparse.ArgumentParser:
         "policy in an environment on its features (--env) or compute every frame's features of a "
         "dataset once, stored as a dataset field (--dataset).",
     )
-    features.add_argument("--encoder", required=True, help="pretraining run or checkpoint directory")
+    features.add_argument(
+        "--encoder", required=True, help="pretraining run or checkpoint directory"
+    )
     features.add_argument(
         "--mode",
         choices=("rgb", "rgb+saliency-pretrain-only", "rgb+saliency"),
         help="rgb (RGB-only pretraining), rgb+saliency-pretrain-only (RGB input to a model "
         "pretrained with saliency) or rgb+saliency (default: what the model was pretrained on)",
     )
-    features.add_argument("--predictor", help="saliency predictor checkpoint (mode rgb+saliency in an env)")
+    features.add_argument(
+        "--predictor", help="saliency predictor checkpoint (mode rgb+saliency in an env)"
+    )
     target = features.add_mutually_exclusive_group(required=True)
     target.add_argument("--dataset", help="dataset whose frames to encode once")
     target.add_argument("--env", help="env spec to roll out a random policy in, on the features")
     features.add_argument("--name", help="dataset field name (default: features_<run>_<mode>)")
     features.add_argument("--overwrite", action="store_true", help="recompute an existing field")
-    features.add_argument("--batch-size", type=positive_int, default=256, help="frames encoded at once (256)")
-    features.add_argument("--episodes", type=positive_int, default=2, help="episodes to roll out (2)")
+    features.add_argument(
+        "--batch-size", type=positive_int, default=256, help="frames encoded at once (256)"
+    )
+    features.add_argument(
+        "--episodes", type=positive_int, default=2, help="episodes to roll out (2)"
+    )
     features.add_argument("--frame-stack", type=positive_int, help="frames per observation (1)")
     features.add_argument("--action-repeat", type=positive_int, help="action repeat (1)")
-    features.add_argument("--episode-length", type=positive_int, help="steps per episode (the suite's)")
+    features.add_argument(
+        "--episode-length", type=positive_int, help="steps per episode (the suite's)"
+    )
     features.add_argument("--seed", type=non_negative_int, default=0, help="seed (0)")
-    features.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
+    features.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present"
+    )
     features.add_argument("--no-progress", action="store_true", help="no progress bar")
     features.set_defaults(handler=cmd_features)
 
@@ -735,7 +749,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pretrain_attention.add_argument("--no-progress", action="store_true", help="no progress bar")
     pretrain_attention.set_defaults(handler=cmd_pretrain_attention)
+
+    # Commands added since live in saliency_rl/commands/<name>.py, one module each, found here.
+    for module in _command_modules():
+        module.register(commands, algorithms)
     return parser
+
+
+def _command_modules() -> list:
+    """Every ``saliency_rl.commands`` module, in name order; each has ``register(commands, train)``."""
+    import importlib
+    import pkgutil
+
+    import saliency_rl.commands as package
+
+    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__))
+    return [
+        importlib.import_module(f"saliency_rl.commands.{name}") for name in names if name[0] != "_"
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
