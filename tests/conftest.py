@@ -22,3 +22,79 @@ def fake_dataset(tmp_path):
         env_options={"image_size": 32, "episode_length": 20},
         progress=False,
     )
+
+
+# ---------------------------------------------------------------------- SAC fixtures (issue 5)
+# Shared by tests/algos/test_sac*.py (and any test needing a trained predictor or MultiMAE
+# at the 64x64 frame size of the MuJoCo suites): each is built once per session, tiny.
+@pytest.fixture(scope="session")
+def fake_dataset_64(tmp_path_factory):
+    """4 episodes of 12 steps of fake:square at 64x64, oracle-annotated, with oracle maps as
+    the ``saliency`` field."""
+    import numpy as np
+
+    from saliency_rl.saliency.annotations import annotate_with_oracle
+    from saliency_rl.saliency.maps import clicks_to_map, map_to_uint8
+
+    dataset = collect(
+        "fake:square",
+        tmp_path_factory.mktemp("fake64") / "data",
+        episodes=4,
+        seed=0,
+        env_options={"image_size": 64, "episode_length": 12},
+        progress=False,
+    )
+    annotate_with_oracle(dataset, 12, seed=0)
+    for e in range(dataset.num_episodes):
+        points = dataset.episode(e, ["salient_points"])["salient_points"]
+        maps = np.stack([map_to_uint8(clicks_to_map(p, 64, 64)) for p in points])
+        dataset.write_field("saliency", e, maps)
+    return dataset
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor_64(fake_dataset_64, tmp_path_factory):
+    """A tiny U-Net saliency predictor for 64x64 frames, fitted for 3 steps."""
+    import torch
+
+    from saliency_rl.saliency.fit import fit_predictor
+
+    out = tmp_path_factory.mktemp("predictor64") / "predictor"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fit_predictor(
+            fake_dataset_64, out, size="tiny", steps=3, batch_size=4, progress=False, device="cpu"
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_multimae_64(fake_dataset_64, tmp_path_factory):
+    """Tiny MultiMAE pretraining runs at 64x64, 2 steps each: {"rgb": run, "rgb+saliency": run}."""
+    import torch
+
+    from saliency_rl.pretrain.multimae_pretrain import pretrain_multimae
+
+    root = tmp_path_factory.mktemp("multimae64")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = {}
+        for name, modalities in (("rgb", ("rgb",)), ("rgb+saliency", ("rgb", "saliency"))):
+            runs[name] = root / name.replace("+", "_")
+            pretrain_multimae(
+                fake_dataset_64,
+                runs[name],
+                modalities=modalities,
+                steps=2,
+                batch_size=4,
+                model_size="tiny",
+                device="cpu",
+                progress=False,
+            )
+    finally:
+        torch.set_num_threads(threads)
+    return runs
