@@ -66,6 +66,7 @@ def make_env(
     camera: str | int | None = None,
     render_quality: str = "fast",
     preset: str | None = None,
+    distractor: str | None = None,
     **suite_options,
 ) -> gym.Env:
     """Build a pixel environment from a spec string.
@@ -82,14 +83,29 @@ def make_env(
         camera: camera name or index; each suite has a sensible default.
         render_quality: ``"fast"`` (default) or ``"default"`` (the suite's own visual settings).
         preset: a name from ``PRESETS`` filling the options left unset (e.g. ``dmc-100k``).
+        distractor: ``color_easy``, ``color_hard``, ``video_easy`` or ``video_hard`` (dmc and
+            metaworld only; our own distractor sets, see ``saliency_rl.envs.distractors``);
+            None or ``"clean"``: none. Applied to every frame, stacked ones included.
         **suite_options: options only one suite has (Atari: ``episodic_life``,
             ``clip_rewards``, ``grayscale``, ``noop_max``, ``frame_skip``, ``sticky_actions``,
             ``full_action_space``).
 
     Raises:
-        EnvSpecError: unknown suite, task, preset, camera or an option value out of range.
+        EnvSpecError: unknown suite, task, preset, camera, distractor, or an option value out
+            of range.
     """
     parsed = parse_spec(spec)
+    if distractor is not None and distractor != "clean":
+        from saliency_rl.envs.distractors import DISTRACTOR_MODES, check_distractor
+
+        distractor = check_distractor(distractor)
+        if parsed.suite not in ("dmc", "metaworld"):
+            raise EnvSpecError(
+                f"distractor {distractor!r} needs a MuJoCo suite (dmc or metaworld), not "
+                f"{parsed.suite}; valid distractors there: {', '.join(DISTRACTOR_MODES)}"
+            )
+    else:
+        distractor = None
     options = dict(
         image_size=image_size,
         frame_stack=frame_stack,
@@ -133,6 +149,14 @@ def make_env(
         render_quality=render_quality,
         **suite_options,
     )
+    if distractor is not None:
+        from saliency_rl.envs.distractors import DistractorWrapper
+
+        try:
+            env = DistractorWrapper(env, distractor, seed=seed)  # inside the frame stack
+        except BaseException:
+            env.close()
+            raise
     if frame_stack > 1:
         env = FrameStack(env, frame_stack)
     return env

@@ -219,6 +219,11 @@ class DMCEnv(gym.Env):
         """Vertical field of view of the camera in degrees (for normals from depth)."""
         return float(self.physics.model.cam_fovy[self.camera])
 
+    @property
+    def frame_renderer(self) -> MujocoFrameRenderer:
+        """The renderer of the frames (distractors upload changed textures through it)."""
+        return self._renderer
+
     def close(self) -> None:
         self._renderer.close()
         super().close()

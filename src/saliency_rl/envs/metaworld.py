@@ -207,6 +207,11 @@ class MetaWorldEnv(gym.Env):
         """Vertical field of view of the camera in degrees (for normals from depth)."""
         return float(self.model.cam_fovy[self.camera])
 
+    @property
+    def frame_renderer(self) -> MujocoFrameRenderer:
+        """The renderer of the frames (distractors upload changed textures through it)."""
+        return self._renderer
+
     def expert_action(self) -> np.ndarray:
         """The scripted expert's action in the current state, float32 (4,) in [-1, 1]."""
         with warnings.catch_warnings():

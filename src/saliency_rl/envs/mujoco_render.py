@@ -100,6 +100,13 @@ class MujocoFrameRenderer:
         finally:
             self._renderer.disable_depth_rendering()
 
+    def upload_texture(self, texture: int) -> None:
+        """Copy ``model.tex_data`` of one texture to the GL context, after it was changed."""
+        renderer = self._renderer
+        if renderer._gl_context:  # mujoco.Renderer keeps both; render() makes it current too
+            renderer._gl_context.make_current()
+        mujoco.mjr_uploadTexture(self.model, renderer._mjr_context, texture)
+
     def close(self) -> None:
         self._renderer.close()
 
