@@ -1,19 +1,57 @@
-"""Rollouts: run a policy for whole episodes and measure return, success and speed.
+"""Evaluation: run a policy for whole episodes, under distractors, with videos.
 
-Issue 5 grows this into evaluation under distractors with videos; today it runs episodes
-for any gymnasium env and policy (``act(obs) -> action``).
+``run_episodes`` and ``summarize`` work on any gymnasium env and policy; ``evaluate_run``
+evaluates a finished run directory (``saliency-rl evaluate RUN``): it rebuilds the run's
+env from config.json, optionally with one of our own distractor sets
+(``saliency_rl.envs.distractors``; their figures are not comparable with published
+DMC-GB numbers, which use real video clips), loads the policy through the trainer
+module's ``load_policy`` and writes ``eval_<distractor|clean>.json`` and MP4 videos with the
+policy's saliency map beside each frame.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+EVAL_SEED = 100_000
+"""Episode i of ``evaluate_run`` is reset with ``seed + i``: the same start states, colours
+and backgrounds for every run, whatever its training seed (training evaluations use
+other seeds)."""
+
+VIDEO_DIR = "videos"
+VIDEO_SIZE = 256
+"""Height in pixels of each panel of a video (frames are upscaled with crisp pixels)."""
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What ``load_policy(run_dir, device)`` of every trainer module returns."""
+
+    def act(self, obs: dict, deterministic: bool = True) -> np.ndarray:
+        """One env observation dict in, one action out."""
+        ...
+
+    def reset(self) -> None:
+        """A new episode starts: clear recurrent state and frame history."""
+        ...
+
+    def saliency(self, obs: dict) -> np.ndarray | None:
+        """The [H, W] map in [0, 1] the policy used for the newest frame, or None."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -30,23 +68,46 @@ class EpisodeResult:
 
 def run_episodes(
     env: gym.Env,
-    act: Callable[[Any], Any],
+    act: Policy | Callable[[Any], Any],
     episodes: int,
     seed: int = 0,
     progress: bool = False,
+    *,
+    deterministic: bool = True,
+    observe: Callable[[int, dict], None] | None = None,
 ) -> tuple[list[EpisodeResult], float]:
     """Run ``episodes`` episodes, episode i reset with ``seed + i``.
+
+    Args:
+        act: a ``Policy`` (called as ``act(obs, deterministic=...)``) or any callable
+            ``obs -> action``. The policy's ``reset()`` is called at every episode start,
+            also when ``act`` is its bound ``act`` method.
+        deterministic: passed to a ``Policy``; a plain callable decides for itself.
+        observe: called as ``observe(episode, obs)`` with every observation, the first of
+            each episode and the last included (videos use it).
 
     Returns:
         The episodes and the environment steps per second over all of them (policy included).
     """
+    policy = act if isinstance(act, Policy) else getattr(act, "__self__", None)
+    reset = getattr(policy, "reset", None) if policy is not None else None
+    if isinstance(act, Policy):
+        choose = lambda obs: act.act(obs, deterministic=deterministic)  # noqa: E731
+    else:
+        choose = act
     results = []
     steps, start = 0, time.perf_counter()
     for i in tqdm(range(episodes), desc="episodes", disable=not progress, dynamic_ncols=True):
         obs, info = env.reset(seed=seed + i)
+        if callable(reset):
+            reset()
+        if observe is not None:
+            observe(i, obs)
         total, length, success, has_success = 0.0, 0, False, False
         while True:
-            obs, reward, terminated, truncated, info = env.step(act(obs))
+            obs, reward, terminated, truncated, info = env.step(choose(obs))
+            if observe is not None:
+                observe(i, obs)
             total += float(reward)
             length += 1
             if "success" in info:
@@ -73,3 +134,249 @@ def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
         summary["success_rate"] = float(np.mean(successes))
     summary["per_episode"] = [asdict(r) for r in results]
     return summary
+
+
+# ---------------------------------------------------------------------- run directories
+def eval_file_name(distractor: str | None) -> str:
+    """``eval_<distractor>.json``, ``eval_clean.json`` without one."""
+    return f"eval_{distractor or 'clean'}.json"
+
+
+_TRAINER_MODULES = {"acktr": "a2c"}
+"""Algorithms trained by another algorithm's trainer module (ACKTR is A2C's)."""
+
+
+def load_run_policy(run_dir: str | Path, device: str = "cpu") -> tuple[dict[str, Any], Policy]:
+    """config.json and the policy of a finished run, through its trainer's ``load_policy``.
+
+    Raises:
+        RunError: not a run, not finished, or of an algorithm without ``load_policy``.
+    """
+    from saliency_rl.runs import CONFIG_FILE, EVAL_FILE, RunError, read_json
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise RunError(f"{run_dir} is not a run directory (it has no {CONFIG_FILE})")
+    config = read_json(run_dir / CONFIG_FILE, "run configuration")
+    missing = [key for key in ("algo", "env") if key not in config]
+    if missing:
+        raise RunError(f"{run_dir / CONFIG_FILE} lacks {', '.join(missing)}: not a training run")
+    if not (run_dir / EVAL_FILE).is_file():
+        raise RunError(
+            f"{run_dir} has not finished (no {EVAL_FILE}); resume it with "
+            f"`saliency-rl train {config['algo']} --resume --out {run_dir}` first"
+        )
+    algo = str(config["algo"])
+    trainer = f"saliency_rl.algos.{_TRAINER_MODULES.get(algo, algo)}_trainer"
+    try:
+        module = importlib.import_module(trainer)
+    except ModuleNotFoundError as error:
+        if error.name != trainer:
+            raise
+        module = None
+    if module is None or not hasattr(module, "load_policy"):
+        hint = (
+            " (A2C runs on Atari are evaluated during training: see their eval.json)"
+            if algo in ("a2c", "acktr")
+            else ""
+        )
+        raise RunError(
+            f"{run_dir} is a {algo!r} run, which saliency-rl evaluate cannot load; it "
+            f"evaluates runs whose trainer has load_policy: {', '.join(evaluable_algos())}" + hint
+        )
+    return config, module.load_policy(run_dir, device)
+
+
+def evaluable_algos() -> list[str]:
+    """Algorithms whose trainer module exposes ``load_policy`` (sac, bc, ...)."""
+    import pkgutil
+
+    import saliency_rl.algos as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.endswith("_trainer"):
+            with contextlib.suppress(ImportError):
+                module = importlib.import_module(f"saliency_rl.algos.{info.name}")
+                if hasattr(module, "load_policy"):
+                    found.append(info.name.removesuffix("_trainer"))
+    return sorted(found)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    episodes: int = 10,
+    distractor: str | None = None,
+    video: int | bool = 0,
+    seed: int = EVAL_SEED,
+    device: str = "cpu",
+    progress: bool = False,
+    video_size: int = VIDEO_SIZE,
+) -> dict[str, Any]:
+    """Evaluate a finished run's deterministic policy; writes ``eval_<mode>.json`` in it.
+
+    Args:
+        run_dir: a run directory (config.json with ``algo``, ``env``, ``env_options``).
+        episodes: episodes to run; episode i is reset with ``seed + i``.
+        distractor: None / ``"clean"``, or one of our own distractor sets ``color_easy``,
+            ``color_hard``, ``video_easy``, ``video_hard`` (MuJoCo suites only; not
+            comparable with published DMC-GB figures).
+        video: how many episodes (the first ones) to record as MP4 under ``videos/``
+            (True: one): the frame the policy saw, upscaled to ``video_size`` pixels high,
+            and beside it the policy's saliency map over that frame, where it has one.
+        seed: seed of the first episode (``EVAL_SEED`` by default, the same for every run).
+        device: ``auto``, ``cpu`` or ``cuda`` for the policy.
+        progress: a progress bar over episodes.
+
+    Returns:
+        What was written to ``eval_<mode>.json``: ``return_mean``, ``return_std``,
+        ``success_rate`` (Meta-World), ``per_episode``, ``videos``, ...
+
+    Raises:
+        RunError: not a run, unfinished, or an algorithm that cannot be evaluated.
+        EnvSpecError: an unknown distractor, or a distractor on a suite without MuJoCo.
+    """
+    from saliency_rl.envs import make_env, parse_spec
+    from saliency_rl.envs.distractors import DISTRACTOR_MODES, check_distractor
+    from saliency_rl.envs.wrappers import frame_channels
+    from saliency_rl.errors import EnvSpecError
+    from saliency_rl.runs import RunError, now, write_json
+
+    run_dir = Path(run_dir)
+    if episodes < 1:
+        raise RunError(f"episodes must be at least 1, got {episodes}")
+    distractor = check_distractor(distractor)
+    config, policy = load_run_policy(run_dir, device)
+    spec = str(config["env"])
+    suite = parse_spec(spec).suite
+    if distractor is not None and suite not in ("dmc", "metaworld"):
+        raise EnvSpecError(
+            f"{run_dir} is a {suite} run; the distractors ({', '.join(DISTRACTOR_MODES)}) "
+            "need a MuJoCo suite (dmc or metaworld): evaluate it clean"
+        )
+    options = dict(config.get("env_options") or {})
+    options.pop("seed", None)
+    if suite == "atari" and "preset" not in options:
+        options["preset"] = "atari-eval"  # whole games, unclipped scores (as A2C evaluates)
+    env = make_env(spec, **options, distractor=distractor, seed=seed)
+    name = distractor or "clean"
+    recorder = _VideoRecorder(
+        run_dir / VIDEO_DIR,
+        name,
+        int(video),
+        policy,
+        frame_channels(env),
+        video_size,
+        fps=float(env.unwrapped.metadata.get("render_fps") or 25),
+    )
+    try:
+        results, steps_per_second = run_episodes(
+            env, policy, episodes, seed, progress, deterministic=True, observe=recorder
+        )
+        recorder.close()
+    finally:
+        recorder.abort()  # an interrupted episode leaves no half-written video
+        env.close()
+    summary = summarize(results)
+    result = {
+        "run": str(run_dir),
+        "algo": config["algo"],
+        "method": config.get("method"),
+        "env": spec,
+        "env_options": options,
+        "distractor": name,
+        "distractor_set": (
+            "saliency-rl's own (procedural colours and backgrounds); not comparable with "
+            "published DMC-GB numbers, which use real video clips"
+            if distractor
+            else None
+        ),
+        "policy": "deterministic",
+        "seed": seed,
+        **summary,
+        "steps_per_second": round(steps_per_second, 1),
+        "videos": [str(Path(VIDEO_DIR) / p.name) for p in recorder.written],
+        "created": now(),
+    }
+    write_json(run_dir / eval_file_name(distractor), result)
+    return result
+
+
+class _VideoRecorder:
+    """``observe`` hook of ``run_episodes``: streams the first episodes to MP4 files.
+
+    Each video frame is the newest frame of the observation, upscaled with crisp pixels,
+    and (when the policy returns a map) the same frame with the map overlaid beside it.
+    Files are written under a hidden name and renamed when complete.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        name: str,
+        episodes: int,
+        policy: Policy,
+        channels: int,
+        size: int,
+        fps: float,
+    ) -> None:
+        self.directory, self.name, self.episodes = directory, name, episodes
+        self.policy, self.channels, self.size, self.fps = policy, channels, size, fps
+        self.written: list[Path] = []
+        self._writer: Any = None
+        self._episode = -1
+        self._tmp: Path | None = None
+
+    def __call__(self, episode: int, obs: dict) -> None:
+        if episode >= self.episodes:
+            self.close()
+            return
+        if episode != self._episode:
+            self.close()
+            self._open(episode)
+        self._writer.append_data(self._frame(obs))
+
+    def _open(self, episode: int) -> None:
+        import imageio.v2 as imageio
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._episode = episode
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".mp4")
+        os.close(fd)
+        self._tmp = Path(tmp)
+        # yuv420p plays everywhere; sizes are multiples of 16 already (no resizing).
+        self._writer = imageio.get_writer(
+            tmp, fps=self.fps, codec="libx264", quality=8, macro_block_size=1,
+            pixelformat="yuv420p", ffmpeg_log_level="error",
+        )  # fmt: skip
+
+    def _frame(self, obs: dict) -> np.ndarray:
+        from saliency_rl.saliency.overlay import overlay
+
+        frame = np.asarray(obs["rgb"])[-self.channels :]  # (C, H, W), the newest frame
+        rgb = np.repeat(frame, 3, axis=0) if self.channels == 1 else frame
+        panels = [rgb.transpose(1, 2, 0)]
+        saliency = self.policy.saliency(obs) if hasattr(self.policy, "saliency") else None
+        if saliency is not None:
+            panels.append(overlay(frame, np.clip(np.asarray(saliency, np.float32), 0, 1)))
+        image = np.concatenate(panels, axis=1)
+        scale = max(1, self.size // image.shape[0])
+        image = image.repeat(scale, axis=0).repeat(scale, axis=1)
+        pad_h, pad_w = (-image.shape[0]) % 2, (-image.shape[1]) % 2  # yuv420p: even sizes
+        return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)))
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+
+    def close(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        path = self.directory / f"{self.name}_episode{self._episode}.mp4"
+        os.replace(self._tmp, path)
+        self.written.append(path)
