@@ -193,6 +193,43 @@ def _load_encoder(checkpoint: str | Path, mode: str | None, predictor: str | Non
     return FrozenMultiMAEEncoder.load(checkpoint, mode=mode, predictor=predictor, device=device)
 
 
+def prepare_features(
+    dataset: Dataset,
+    encoder: str | Path,
+    mode: str | None = None,
+    predictor: str | Path | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> tuple[Any, str, str | None, str | None]:
+    """Load the frozen encoder (and predictor) and cache the dataset's features once.
+
+    Returns:
+        (encoder, feature field, predictor checkpoint or None, saliency source or None).
+    """
+    from saliency_rl.models.frozen_encoder import cache_dataset_features, default_feature_field
+
+    frozen = _load_encoder(encoder, mode, None, device)
+    source = None
+    if frozen.needs_saliency:
+        from saliency_rl.saliency.predictor import SaliencyPredictor
+
+        predictor, source = resolve_saliency(dataset, predictor)
+        frozen.predictor = SaliencyPredictor.load(predictor, device=frozen.device)
+    else:
+        predictor = None  # the other modes never look at saliency
+    if tuple(dataset.image_size) != frozen.image_size:
+        raise DatasetError(
+            f"dataset {dataset.root} has {dataset.image_size[0]}x{dataset.image_size[1]} frames; "
+            f"the encoder was pretrained on {frozen.image_size[0]}x{frozen.image_size[1]}"
+        )
+    # Maps the predictor computes itself are another source than the dataset's labels.
+    field = (default_feature_field(frozen) + ("_pred" if source == "predictor" else ""))[:64]
+    field = cache_dataset_features(
+        dataset, frozen, name=field, saliency=source or "auto", progress=progress
+    )
+    return frozen, field, predictor, source
+
+
 # ---------------------------------------------------------------------- evaluation
 def evaluate_bc(
     policy: BCPolicy,
@@ -265,8 +302,6 @@ def train_bc(
         setting, a missing predictor, or the run exists. ModelError / CheckpointError: the
         encoder or predictor cannot be loaded or does not fit the frames.
     """
-    from saliency_rl.models.frozen_encoder import cache_dataset_features, default_feature_field
-
     config = (config or BCConfig()).validate()
     dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
     action = dataset.fields.get("action")
@@ -286,24 +321,10 @@ def train_bc(
         raise DatasetError(f"dataset {dataset.root} has no episodes")
     _check_eval_seeds(dataset, config)
     torch_device = resolve_device(device)
-    frozen = _load_encoder(encoder, mode, None, torch_device)
-    mode, source = frozen.mode, None
-    if frozen.needs_saliency:
-        from saliency_rl.saliency.predictor import SaliencyPredictor
-
-        predictor, source = resolve_saliency(dataset, predictor)
-        frozen.predictor = SaliencyPredictor.load(predictor, device=torch_device)
-    else:
-        predictor = None  # the other modes never look at saliency
-    if tuple(dataset.image_size) != frozen.image_size:
-        raise DatasetError(
-            f"dataset {dataset.root} has {dataset.image_size[0]}x{dataset.image_size[1]} frames; "
-            f"the encoder was pretrained on {frozen.image_size[0]}x{frozen.image_size[1]}"
-        )
-    field = default_feature_field(frozen) + ("_pred" if source == "predictor" else "")
-    field = cache_dataset_features(
-        dataset, frozen, name=field[:64], saliency=source or "auto", progress=progress
+    frozen, field, predictor, source = prepare_features(
+        dataset, encoder, mode, predictor, torch_device, progress
     )
+    mode = frozen.mode
     method = f"bc-multimae-{mode}"
     spec = dataset.env_spec
     if out is None:
