@@ -24,7 +24,7 @@ def clean_envs():
 def _masks(env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sky, easy geoms, hard geoms) pixel masks of the current state, from segmentation."""
     seg = env.unwrapped.render_segmentation()
-    ids, is_geom = seg[..., 0], seg[..., 1] == mujoco.mjtObj.mjOBJ_GEOM
+    ids, is_geom = seg[..., 0], seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)
     parts = scene_parts(env)
     easy = is_geom & np.isin(ids, parts.easy_geoms)
     hard = is_geom & np.isin(ids, parts.hard_geoms)

@@ -55,6 +55,7 @@ DISTRACTOR_MODES = ("color_easy", "color_hard", "video_easy", "video_hard")
 COLOR_STD = {"color_easy": 0.1, "color_hard": 0.2}
 """Standard deviation of the colour draws, per RGB channel in [0, 1] (as DMC-GB's)."""
 
+_GEOM = int(mujoco.mjtObj.mjOBJ_GEOM)  # an int: numpy compares a pybind enum element by element
 _SEED_SALT = 0x5A11E7  # keeps distractor draws independent of the task's draws from the same seed
 
 
@@ -258,13 +259,13 @@ class MovingBackground:
         canvas_h, canvas_w = 2 * height, 2 * width
         cells = 8 if hard else 4
         grid = rng.uniform(0, 1, (cells, cells, 3))
-        self.canvas = _periodic_upsample(grid, canvas_h, canvas_w)  # float32 (2H, 2W, 3)
+        self.canvas = (_periodic_upsample(grid, canvas_h, canvas_w) * 255).astype(np.uint8)
         speed = (3.0 if hard else 1.5) * height / 64  # pixels per step, at any image size
         angle = rng.uniform(0, 2 * np.pi)
         self.offset = rng.uniform(0, [canvas_h, canvas_w])
         self.velocity = speed * np.array([np.sin(angle), np.cos(angle)])
         disks = 6 if hard else 3
-        self.disk_color = rng.uniform(0, 1, (disks, 3)).astype(np.float32)
+        self.disk_color = (rng.uniform(0, 1, (disks, 3)) * 255).astype(np.uint8)
         self.disk_radius = rng.uniform(0.08, 0.2, disks) * height
         self.disk_position = rng.uniform(0, [height, width], (disks, 2))
         self.disk_velocity = rng.normal(0, 2 * speed, (disks, 2))
@@ -277,17 +278,13 @@ class MovingBackground:
         y0, x0 = self.offset + t * self.velocity
         rows = (self._rows + int(y0)) % canvas_h
         cols = (self._cols + int(x0)) % canvas_w
-        image = self.canvas[rows[:, None], cols[None, :]]  # (H, W, 3)
+        image = self.canvas[rows[:, None], cols[None, :]]  # (H, W, 3) uint8, a copy
         centres = (self.disk_position + t * self.disk_velocity) % [self.height, self.width]
-        dy = self._rows[None, :, None] - centres[:, 0, None, None]  # (D, H, 1)
-        dx = self._cols[None, None, :] - centres[:, 1, None, None]  # (D, 1, W)
-        inside = dy**2 + dx**2 < self.disk_radius[:, None, None] ** 2  # (D, H, W)
-        if inside.any():
-            # The last disk drawn wins where they overlap.
-            top = inside.shape[0] - 1 - np.argmax(inside[::-1], axis=0)  # (H, W)
-            covered = inside.any(axis=0)
-            image = np.where(covered[..., None], self.disk_color[top], image)
-        return (image * 255).astype(np.uint8)
+        for (cy, cx), radius, color in zip(centres, self.disk_radius, self.disk_color, strict=True):
+            # Painted in order: the last disk wins where they overlap.
+            inside = (self._rows[:, None] - cy) ** 2 + (self._cols[None, :] - cx) ** 2 < radius**2
+            image[inside] = color
+        return image
 
 
 def _periodic_upsample(grid: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -368,7 +365,7 @@ class DistractorWrapper(gym.Wrapper):
         """Pixels the video modes replace in the current state: bool (H, W)."""
         segmentation = self.env.unwrapped.render_segmentation()
         ids, types = segmentation[..., 0], segmentation[..., 1]
-        geom = (types == mujoco.mjtObj.mjOBJ_GEOM) & (ids >= 0)
+        geom = (types == _GEOM) & (ids >= 0)
         replaced = np.zeros(ids.shape, bool)
         replaced[geom] = self._replaced[ids[geom]]
         return replaced | (ids < 0)
