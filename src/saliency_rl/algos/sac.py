@@ -393,12 +393,12 @@ class SACAgent:
             self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
             self.key_trunk = copy.deepcopy(self.critic.trunk).requires_grad_(False)
             critic_params += list(self.curl.parameters())
-        # foreach Adam: one kernel per parameter group step instead of one per tensor.
-        self.critic_opt = torch.optim.Adam(
-            critic_params, lr=critic_lr, betas=critic_betas, foreach=True
-        )
+        # Fused Adam: one kernel for all parameters; on a CPU 5x faster than foreach at
+        # 1024-wide heads (benchmarks/sac_speed.py), on CUDA the fastest too.
+        adam = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
+        self.critic_opt = torch.optim.Adam(critic_params, lr=critic_lr, betas=critic_betas, **adam)
         self.actor_opt = torch.optim.Adam(
-            self.actor.parameters(), lr=actor_lr, betas=actor_betas, foreach=True
+            self.actor.parameters(), lr=actor_lr, betas=actor_betas, **adam
         )
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=alpha_lr, betas=alpha_betas)
         self.updates = 0

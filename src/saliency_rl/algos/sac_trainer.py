@@ -471,10 +471,8 @@ class _Trainer:
         self.action_repeat = self._action_repeat()
 
     def _action_repeat(self) -> int:
-        layer = self.env
-        while hasattr(layer, "env") and not hasattr(layer, "action_repeat"):
-            layer = layer.env
-        return int(getattr(layer.unwrapped, "action_repeat", getattr(layer, "action_repeat", 1)))
+        """Simulator steps per agent step (every suite's env has ``action_repeat``)."""
+        return int(getattr(self.env.unwrapped, "action_repeat", 1))
 
     # -------------------------------------------------------------- checkpoints
     def checkpoint(self) -> None:
