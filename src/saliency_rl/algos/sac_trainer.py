@@ -339,13 +339,14 @@ def train_sac(
     options = env_options_for(env_spec, preset, env_options)
     if wandb:
         _import_wandb()
-    probe = _make_env(env_spec, options)  # fails early on a bad spec or option
+    env = _make_env(env_spec, options)  # fails early on a bad spec or option
     try:
-        if len(probe.action_space.shape) != 1:
+        if len(env.action_space.shape) != 1:
             raise RunError(f"SAC needs a continuous action vector; {env_spec} has another kind")
-        _inputs(config, probe, predictor, encoder_checkpoint, torch_device)  # checks the mode
-    finally:
-        probe.close()
+        inputs = _inputs(config, env, predictor, encoder_checkpoint, torch_device)  # checks
+    except BaseException:
+        env.close()
+        raise
     if out is None:
         out = Path(runs_root) / (name or run_name(env_spec, config.method, config.seed))
     run_dir = create_run(out)
@@ -370,7 +371,7 @@ def train_sac(
             "versions": _versions(),
         },
     )
-    return _Trainer(run_dir, torch_device, progress).run()
+    return _Trainer(run_dir, torch_device, progress, env=env, inputs=inputs).run()
 
 
 def resume_sac(
@@ -442,19 +443,29 @@ def _import_wandb() -> Any:
 class _Trainer:
     """Steps, updates, logs, evaluations and checkpoints of one run (from its config.json)."""
 
-    def __init__(self, run_dir: Path, device: torch.device, progress: bool) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        device: torch.device,
+        progress: bool,
+        env: Any = None,
+        inputs: StepInputs | None = None,
+    ) -> None:
+        """``env`` and ``inputs``: already built from this run's config (train_sac checked
+        the settings with them), else built here."""
         self.run_dir, self.device, self.progress = run_dir, device, progress
         self.saved = _read_run(run_dir)
         self.spec, self.options = self.saved["env"], self.saved["env_options"]
         self.config = c = SACConfig.from_json(self.saved["config"]).validate()
         torch.manual_seed(c.seed)  # network initialisation
         random.seed(c.seed)
-        self.env = _make_env(self.spec, self.options)
+        self.env = env if env is not None else _make_env(self.spec, self.options)
         self.low, self.high = self.env.action_space.low, self.env.action_space.high
-        self.inputs = _inputs(
+        self.inputs = inputs or _inputs(
             c, self.env, self.saved.get("predictor"), self.saved.get("encoder_checkpoint"),
             device,
         )  # fmt: skip
+        self.eval_env: Any = None  # made at the first evaluation, kept for the next ones
         self.action_dim = self.env.action_space.shape[0]
         self.agent = build_agent(c, self.inputs, self.action_dim, device)
         self.replay = _replay(c, self.inputs, self.action_dim)
@@ -595,6 +606,8 @@ class _Trainer:
                         checkpoint_due = False
         finally:
             self.env.close()
+            if self.eval_env is not None:
+                self.eval_env.close()
             writer.close()
             if wandb_run is not None:
                 wandb_run.finish()
@@ -652,14 +665,13 @@ class _Trainer:
         c = self.config
         if c.eval_episodes == 0 or any(e["step"] == self.step for e in self.evaluations):
             return
-        env = _make_env(self.spec, self.options)
+        if self.eval_env is None:
+            self.eval_env = _make_env(self.spec, self.options)
         policy = SACPolicy(self.agent, self._eval_inputs(), self.low, self.high)
-        try:
-            results, _ = run_episodes(
-                env, policy.act, c.eval_episodes, seed=EVAL_SEED + 1000 * c.seed
-            )
-        finally:
-            env.close()
+        # Every episode is reset with its own seed: the env's history does not matter.
+        results, _ = run_episodes(
+            self.eval_env, policy.act, c.eval_episodes, seed=EVAL_SEED + 1000 * c.seed
+        )
         summary = summarize(results)
         result = {"step": self.step, "frames": self.step * self.action_repeat}
         result.update({k: v for k, v in summary.items() if k != "per_episode"})
