@@ -151,18 +151,6 @@ def cmd_envs(args: argparse.Namespace) -> None:
             print(f"  {name:18s} {preset.description}")
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from saliency_rl.experiments.demo import run_demo
-
-    run_demo(
-        args.out,
-        env_spec=args.env,
-        episodes=args.episodes,
-        annotate_frames=args.annotate_frames,
-        seed=args.seed,
-    )
-
-
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from saliency_rl.pretrain.multimae_pretrain import pretrain_multimae
 
@@ -396,22 +384,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"saliency-rl {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    demo = commands.add_parser(
-        "demo",
-        help="run the pipeline end to end on a small default task",
-        description="Collect frames, oracle-annotate some and preview their saliency maps.",
-    )
-    demo.add_argument("--out", help="output directory (default: runs/demo_<time>)")
-    demo.add_argument(
-        "--env", default="dmc:cartpole-swingup", help="env spec (default: dmc:cartpole-swingup)"
-    )
-    demo.add_argument("--episodes", type=positive_int, default=2, help="episodes to collect (2)")
-    demo.add_argument(
-        "--annotate-frames", type=positive_int, default=10, help="frames the oracle annotates (10)"
-    )
-    demo.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
-    demo.set_defaults(handler=cmd_demo)
 
     collect = commands.add_parser(
         "collect",

@@ -1,0 +1,29 @@
+"""``saliency-rl report RUNS... [--out DIR]``: tables, learning curves and figures of runs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from saliency_rl.experiments.report import write_report
+
+    out = args.out or "report"
+    index = write_report(args.runs, out, title=args.title)
+    print(f"report {index}  (Markdown: {index.parent / 'report.md'})")
+
+
+def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report",
+        help="an HTML page and a Markdown summary of runs: tables, curves, figures",
+        description="Read run directories (or a sweep / demo directory holding runs) and write "
+        "OUT/index.html (self-contained, images embedded) and OUT/report.md: results tables in "
+        "the papers' layout (rows tasks, columns methods, mean ± std over seeds, best in bold), "
+        "learning curves, saliency / reconstruction / attention / keypoint figures found under "
+        "each run's figures/, and every run's config and provenance.",
+    )
+    report.add_argument("runs", nargs="+", help="run directories, or directories holding runs")
+    report.add_argument("--out", help="report directory (default: report)")
+    report.add_argument("--title", default="saliency-rl report", help="page title")
+    report.set_defaults(handler=cmd_report)

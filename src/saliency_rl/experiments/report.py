@@ -1,0 +1,558 @@
+"""``saliency-rl report RUNS... --out DIR``: one HTML page and one Markdown summary of runs.
+
+Reads run directories (found anywhere under the given paths: a sweep directory, a demo
+directory, or single runs), each with ``config.json`` and whatever else it has:
+
+- ``eval.json``: the final evaluation of training (SAC/BC: ``final.return_mean``; A2C:
+  ``final.mean``), and its ``history`` for learning curves;
+- ``eval_<mode>.json``: ``saliency-rl evaluate RUN --distractor MODE`` (``clean`` too);
+- ``metrics.csv``: learning curves when ``eval.json`` has no history;
+- images under ``figures/`` (saliency predictions, MultiMAE reconstructions, attention
+  masks, keypoints: any PNG/JPEG/GIF, grouped by words in their names), and the newest
+  ``reconstructions/*.png`` of a pretraining run.
+
+Writes, atomically::
+
+    OUT/index.html    self-contained: every image embedded as a data URI, no CDN
+    OUT/report.md     the same tables; images beside it under OUT/images/ (relative links)
+    OUT/images/       learning curves (PNG, matplotlib Agg) and copies of the runs' figures
+
+Tables are laid out as the papers' (rows tasks, columns methods): the mean over seeds of
+each run's final return (success rate in % where the task reports success) ± the standard
+deviation over seeds, the best of each row in bold.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saliency_rl.data.atomic import atomic_write_bytes
+from saliency_rl.errors import SaliencyRLError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
+FIGURES_DIR = "figures"
+# Figure sections, in page order: (title, words any of which in a file name puts it there).
+FIGURE_SECTIONS = (
+    ("Saliency predictions", ("saliency", "annotation", "predictor")),
+    ("MultiMAE reconstructions", ("reconstruction", "multimae", "mae")),
+    ("Attention masks", ("attention", "mask")),
+    ("Keypoints", ("keypoint",)),
+    ("Policy rollouts", ("policy", "rollout", "distractor")),
+)
+OTHER_FIGURES = "Other figures"
+FINAL = "final"
+"""Condition name of eval.json's final evaluation (training's own evaluation protocol)."""
+_SKIP_DIRS = {"checkpoints", "training_state", "tb", "videos", "dataset", FIGURES_DIR}
+
+
+class ReportError(SaliencyRLError):
+    """No runs to report, or an output that cannot be written."""
+
+
+# ---------------------------------------------------------------------- reading runs
+@dataclass
+class Run:
+    """What the report knows of one run directory."""
+
+    path: Path
+    config: dict[str, Any]
+    task: str
+    """The env spec: a table row."""
+    method: str
+    """The method label: a table column."""
+    seed: Any
+    results: dict[str, dict[str, float]] = field(default_factory=dict)
+    """condition (``final`` or a distractor mode / ``clean``) -> {return_mean, return_std,
+    success_rate?, episodes?}."""
+    curve: list[tuple[float, float]] = field(default_factory=list)
+    """(step, evaluation return) points of training."""
+    curve_label: str = "evaluation return"
+    figures: list[Path] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def find_runs(paths: Iterable[str | Path], max_depth: int = 4) -> list[Run]:
+    """Every run directory (one with ``config.json`` naming an ``algo``) under ``paths``."""
+    found: dict[Path, Run] = {}
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            raise ReportError(f"{root} does not exist: give run directories or a sweep directory")
+        for directory in _walk(root, max_depth):
+            run = read_run(directory)
+            if run is not None:
+                found.setdefault(directory.resolve(), run)
+    return sorted(found.values(), key=lambda r: (r.task, r.method, str(r.seed), r.name))
+
+
+def _walk(root: Path, depth: int) -> Iterable[Path]:
+    if not root.is_dir():
+        return
+    yield root
+    if depth == 0 or (root / "config.json").is_file() and _is_run_config(root / "config.json"):
+        return  # a run's subfolders hold checkpoints, not other runs
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and child.name not in _SKIP_DIRS and not child.name.startswith("."):
+            yield from _walk(child, depth - 1)
+
+
+def _is_run_config(path: Path) -> bool:
+    config = _read_json(path)
+    return isinstance(config, dict) and "algo" in config and "env" in config
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def read_run(directory: str | Path) -> Run | None:
+    """The Run in ``directory``, or None when it is not a training run."""
+    directory = Path(directory)
+    config = _read_json(directory / "config.json")
+    if not isinstance(config, dict) or "algo" not in config or "env" not in config:
+        return None
+    run = Run(
+        path=directory,
+        config=config,
+        task=str(config["env"]),
+        method=str(config.get("method") or _method_from(config)),
+        seed=config.get("seed"),
+    )
+    evaluation = _read_json(directory / "eval.json")
+    if isinstance(evaluation, dict):
+        final = _normalise(evaluation.get("final"))
+        if final is not None:
+            run.results[FINAL] = final
+        run.curve = _history_curve(evaluation.get("history") or [])
+    for path in sorted(directory.glob("eval_*.json")):
+        result = _normalise(_read_json(path))
+        if result is not None:
+            run.results[path.stem.removeprefix("eval_")] = result
+    if not run.curve:
+        run.curve, run.curve_label = _metrics_curve(directory / "metrics.csv")
+    run.figures = _figures(directory)
+    return run
+
+
+def _method_from(config: Mapping[str, Any]) -> str:
+    inner = config.get("config") or {}
+    if config.get("algo") in ("a2c", "acktr") and "attention" in inner:
+        return f"{config['algo']}-{inner['attention']}"
+    return str(config.get("algo"))
+
+
+def _normalise(result: Any) -> dict[str, float] | None:
+    """SAC/BC ``{"return_mean", ...}``, A2C ``{"mean", "std"}`` or ``{"final": {...}}`` ->
+    ``{"return_mean", "return_std", "success_rate"?, "episodes"?}``."""
+    if not isinstance(result, dict):
+        return None
+    if isinstance(result.get("final"), dict):
+        result = result["final"]
+    mean = result.get("return_mean", result.get("mean"))
+    if mean is None:
+        return None
+    out = {
+        "return_mean": float(mean),
+        "return_std": float(result.get("return_std", result.get("std", 0.0)) or 0.0),
+    }
+    if result.get("success_rate") is not None:
+        out["success_rate"] = float(result["success_rate"])
+    if result.get("episodes") is not None:
+        episodes = result["episodes"]
+        out["episodes"] = float(episodes if not isinstance(episodes, list) else len(episodes))
+    return out
+
+
+def _history_curve(history: Sequence[Any]) -> list[tuple[float, float]]:
+    points = []
+    for entry in history:
+        if not isinstance(entry, dict) or "step" not in entry:
+            continue
+        value = entry.get("return_mean", entry.get("mean"))
+        if value is not None:
+            points.append((float(entry["step"]), float(value)))
+    return sorted(points)
+
+
+def _metrics_curve(path: Path) -> tuple[list[tuple[float, float]], str]:
+    """Evaluation returns from metrics.csv, else the training returns (episode_return,
+    score_mean), else nothing."""
+    if not path.is_file():
+        return [], "evaluation return"
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for column, label in (
+        ("eval_return_mean", "evaluation return"),
+        ("episode_return", "training episode return"),
+        ("score_mean", "training game score"),
+    ):
+        points = [
+            (float(r["step"]), float(r[column]))
+            for r in rows
+            if r.get(column) not in (None, "") and r.get("step") not in (None, "")
+        ]
+        if points:
+            return sorted(points), label
+    return [], "evaluation return"
+
+
+def _figures(directory: Path) -> list[Path]:
+    figures = sorted(
+        p for p in (directory / FIGURES_DIR).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    reconstructions = sorted((directory / "reconstructions").glob("*.png"))
+    if reconstructions:  # the newest of a pretraining run
+        figures.append(reconstructions[-1])
+    return [p for p in figures if p.is_file() and p.stat().st_size > 0]
+
+
+# ---------------------------------------------------------------------- tables
+@dataclass
+class Table:
+    """Rows tasks, columns methods; cells (mean, std, seeds) over seeds, or None."""
+
+    condition: str
+    metric: str
+    """``return`` or ``success rate (%)``."""
+    tasks: list[str]
+    methods: list[str]
+    cells: dict[tuple[str, str], tuple[float, float, int]]
+
+    def best(self, task: str) -> str | None:
+        values = {m: self.cells[(task, m)][0] for m in self.methods if (task, m) in self.cells}
+        return max(values, key=values.get) if len(values) > 1 else None
+
+    def text(self, task: str, method: str) -> str:
+        if (task, method) not in self.cells:
+            return "–"
+        mean, std, seeds = self.cells[(task, method)]
+        return f"{mean:.1f} ± {std:.1f}" + ("" if seeds == self.seeds else f" (n={seeds})")
+
+    @property
+    def seeds(self) -> int:
+        return max((c[2] for c in self.cells.values()), default=0)
+
+
+def tables(runs: Sequence[Run]) -> list[Table]:
+    """One table per condition (``final`` first), metric per task: success where any run of
+    the task reports it (ViSaRL's Meta-World tables), return otherwise."""
+    conditions = sorted(
+        {c for r in runs for c in r.results}, key=lambda c: (c != FINAL, c != "clean", c)
+    )
+    out = []
+    for condition in conditions:
+        with_result = [r for r in runs if condition in r.results]
+        success_tasks = {r.task for r in with_result if "success_rate" in r.results[condition]}
+        groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for r in with_result:
+            result = r.results[condition]
+            if r.task in success_tasks:
+                groups[(r.task, r.method)].append(100.0 * result.get("success_rate", 0.0))
+            else:
+                groups[(r.task, r.method)].append(result["return_mean"])
+        cells = {key: (float(np.mean(v)), float(np.std(v)), len(v)) for key, v in groups.items()}
+        metric = (
+            "success rate (%)"
+            if success_tasks and success_tasks == {r.task for r in with_result}
+            else (
+                "return" if not success_tasks else "return; success rate (%) for tasks with success"
+            )
+        )
+        out.append(
+            Table(
+                condition=condition,
+                metric=metric,
+                tasks=sorted({t for t, _ in groups}),
+                methods=sorted({m for _, m in groups}),
+                cells=cells,
+            )
+        )
+    return out
+
+
+def _table_title(table: Table) -> str:
+    if table.condition == FINAL:
+        return f"Final evaluation of training ({table.metric}; mean ± std over seeds)"
+    if table.condition == "clean":
+        return f"saliency-rl evaluate, no distractor ({table.metric})"
+    return (
+        f"saliency-rl evaluate under distractor {table.condition} ({table.metric}; our own "
+        "distractor set, not comparable with published DMC-GB numbers)"
+    )
+
+
+def table_markdown(table: Table) -> str:
+    lines = [
+        "| task | " + " | ".join(table.methods) + " |",
+        "|---|" + "---|" * len(table.methods),
+    ]
+    for task in table.tasks:
+        best = table.best(task)
+        cells = [
+            f"**{table.text(task, m)}**" if m == best else table.text(task, m)
+            for m in table.methods
+        ]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_html(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in table.methods)
+    rows = []
+    for task in table.tasks:
+        best = table.best(task)
+        cells = "".join(
+            f'<td class="best"><b>{html.escape(table.text(task, m))}</b></td>'
+            if m == best
+            else f"<td>{html.escape(table.text(task, m))}</td>"
+            for m in table.methods
+        )
+        rows.append(f"<tr><th>{html.escape(task)}</th>{cells}</tr>")
+    return (
+        f'<table class="results" data-condition="{html.escape(table.condition)}">'
+        f"<thead><tr><th>task</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+# ---------------------------------------------------------------------- plots
+def learning_curve_png(task: str, runs: Sequence[Run]) -> bytes | None:
+    """PNG of one task: per method the mean curve over seeds, shaded ± std (min..max where
+    seeds evaluated at different steps are interpolated onto the union of their steps)."""
+    by_method: dict[str, list[list[tuple[float, float]]]] = defaultdict(list)
+    label = "evaluation return"
+    for r in runs:
+        if r.curve:
+            by_method[r.method].append(r.curve)
+            label = r.curve_label
+    if not by_method:
+        return None
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5.5, 3.4), dpi=100)
+    for method, curves in sorted(by_method.items()):
+        steps = np.unique(np.concatenate([np.array([p[0] for p in c]) for c in curves]))
+        values = np.stack(
+            [
+                np.interp(steps, [p[0] for p in c], [p[1] for p in c], left=np.nan, right=np.nan)
+                for c in curves
+            ]
+        )  # (seeds, steps); NaN outside a seed's own range
+        with np.errstate(all="ignore"):
+            counts = np.sum(~np.isnan(values), axis=0)
+            mean = np.nanmean(values, axis=0)
+            std = np.where(counts > 1, np.nanstd(values, axis=0), 0.0)
+        (line,) = axes.plot(steps, mean, marker="o" if len(steps) < 12 else None, ms=3,
+                            label=f"{method} ({len(curves)} seed{'s' * (len(curves) > 1)})")  # fmt: skip
+        axes.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    axes.set_title(task, fontsize=10)
+    axes.set_xlabel("agent steps")
+    axes.set_ylabel(label)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------- the report
+def _section_of(path: Path) -> str:
+    name = path.name.lower()
+    if path.parent.name == "reconstructions":
+        return "MultiMAE reconstructions"
+    for title, words in FIGURE_SECTIONS:
+        if any(word in name for word in words):
+            return title
+    return OTHER_FIGURES
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-") or "x"
+
+
+def _data_uri(data: bytes, suffix: str) -> str:
+    kind = {".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif"}.get(suffix.lower(), "png")
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
+
+
+def _provenance(config: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("algo", "env", "method", "seed", "preset", "created", "command", "versions")
+    return {k: config[k] for k in keys if k in config}
+
+
+def write_report(
+    paths: Iterable[str | Path],
+    out: str | Path,
+    *,
+    title: str = "saliency-rl report",
+    notes: Mapping[str, str] | None = None,
+) -> Path:
+    """Write ``out/index.html`` and ``out/report.md`` for the runs under ``paths``.
+
+    Args:
+        paths: run directories, or directories holding runs (a sweep, a demo).
+        out: the report directory (created).
+        title: the page title.
+        notes: extra sections, title -> preformatted text (e.g. the demo's stage times).
+
+    Returns:
+        The path of ``index.html``.
+
+    Raises:
+        ReportError: no run under ``paths``.
+    """
+    paths = [Path(p) for p in paths]
+    runs = find_runs(paths)
+    if not runs:
+        raise ReportError(
+            f"no runs under {', '.join(map(str, paths))}: a run directory has a config.json "
+            "with 'algo' and 'env' (written by saliency-rl train ...)"
+        )
+    out = Path(out)
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    md: list[str] = [f"# {title}", ""]
+    body: list[str] = []
+    finished = sum(FINAL in r.results for r in runs)
+    summary = f"{len(runs)} runs ({finished} finished) from {', '.join(str(p) for p in paths)}"
+    md += [summary, ""]
+    body.append(f'<p class="summary">{html.escape(summary)}</p>')
+
+    for section, text in (notes or {}).items():
+        md += [f"## {section}", "", "```", text.rstrip(), "```", ""]
+        body.append(f"<h2>{html.escape(section)}</h2><pre>{html.escape(text.rstrip())}</pre>")
+
+    # Tables
+    md += ["## Results", ""]
+    body.append("<h2>Results</h2>")
+    all_tables = tables(runs)
+    if not all_tables:
+        md += ["No run has an evaluation yet (eval.json).", ""]
+        body.append("<p>No run has an evaluation yet (eval.json).</p>")
+    for table in all_tables:
+        md += [f"### {_table_title(table)}", "", table_markdown(table), ""]
+        body.append(f"<h3>{html.escape(_table_title(table))}</h3>{table_html(table)}")
+
+    # Learning curves
+    by_task: dict[str, list[Run]] = defaultdict(list)
+    for r in runs:
+        by_task[r.task].append(r)
+    curves = []
+    for task, task_runs in sorted(by_task.items()):
+        png = learning_curve_png(task, task_runs)
+        if png is not None:
+            curves.append((task, png))
+    if curves:
+        md += ["## Learning curves", ""]
+        body.append('<h2>Learning curves</h2><div class="grid">')
+        for task, png in curves:
+            path = images / f"curve_{_slug(task)}.png"
+            atomic_write_bytes(path, lambda h, png=png: h.write(png))
+            md += [f"![learning curve {task}](images/{path.name})", ""]
+            body.append(
+                f'<figure><img class="curve" alt="learning curve {html.escape(task)}" '
+                f'src="{_data_uri(png, ".png")}"><figcaption>{html.escape(task)}</figcaption></figure>'
+            )
+        body.append("</div>")
+
+    # Figures, grouped by what they show
+    sections: dict[str, list[tuple[Run, Path]]] = defaultdict(list)
+    for r in runs:
+        for figure in r.figures:
+            sections[_section_of(figure)].append((r, figure))
+    order = [t for t, _ in FIGURE_SECTIONS] + [OTHER_FIGURES]
+    for section in order:
+        if section not in sections:
+            continue
+        md += [f"## {section}", ""]
+        body.append(f'<h2>{html.escape(section)}</h2><div class="grid">')
+        for r, figure in sections[section]:
+            data = figure.read_bytes()
+            copy = images / f"{_slug(r.name)}__{_slug(figure.name)}"
+            atomic_write_bytes(copy, lambda h, data=data: h.write(data))
+            caption = f"{r.name}: {figure.name}"
+            md += [f"![{caption}](images/{copy.name})", f"*{caption}*", ""]
+            body.append(
+                f'<figure><img alt="{html.escape(caption)}" src="{_data_uri(data, figure.suffix)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+        body.append("</div>")
+
+    # Runs: config and provenance
+    md += [
+        "## Runs",
+        "",
+        "| run | task | method | seed | finished | path |",
+        "|---|---|---|---|---|---|",
+    ]
+    body.append("<h2>Runs</h2>")
+    for r in runs:
+        done = "yes" if FINAL in r.results else "no"
+        md.append(f"| {r.name} | {r.task} | {r.method} | {r.seed} | {done} | {r.path} |")
+        config_text = json.dumps(r.config, indent=2, default=str)
+        results_text = json.dumps(r.results, indent=2)
+        body.append(
+            f'<details class="run"><summary>{html.escape(r.name)} · {html.escape(r.task)} · '
+            f"{html.escape(r.method)} · seed {html.escape(str(r.seed))} · finished {done}</summary>"
+            f"<p>{html.escape(str(r.path))}</p>"
+            f"<h4>Provenance</h4><pre>{html.escape(json.dumps(_provenance(r.config), indent=2, default=str))}</pre>"
+            f"<h4>Results</h4><pre>{html.escape(results_text)}</pre>"
+            f"<h4>config.json</h4><pre>{html.escape(config_text)}</pre></details>"
+        )
+    md.append("")
+
+    page = _PAGE.format(title=html.escape(title), body="\n".join(body))
+    index = out / "index.html"
+    atomic_write_bytes(out / "report.md", lambda h: h.write("\n".join(md).encode()))
+    atomic_write_bytes(index, lambda h: h.write(page.encode()))
+    return index
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em;
+       color: #222; }}
+table.results {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+table.results th, table.results td {{ border: 1px solid #ccc; padding: 0.3em 0.7em;
+       text-align: right; }}
+table.results th:first-child {{ text-align: left; }}
+td.best {{ background: #eef6ee; }}
+.grid {{ display: flex; flex-wrap: wrap; gap: 1em; }}
+figure {{ margin: 0; }}
+figure img {{ max-width: 100%; image-rendering: pixelated; border: 1px solid #ddd; }}
+img.curve {{ image-rendering: auto; }}
+figcaption {{ font-size: 0.8em; color: #555; }}
+pre {{ background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }}
+details.run {{ margin: 0.3em 0; }}
+</style></head>
+<body>
+<h1>{title}</h1>
+{body}
+</body></html>
+"""
