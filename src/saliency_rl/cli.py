@@ -188,53 +188,6 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     print(f"reconstructions     {summary.reconstruction_png}")
 
 
-def cmd_train_a2c(args: argparse.Namespace) -> None:
-    import torch
-
-    from saliency_rl.algos.a2c import a2c_config
-    from saliency_rl.algos.a2c_trainer import resume_a2c, train_a2c
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = {
-        "attention": args.attention,
-        "total_steps": args.total_steps,
-        "num_envs": args.num_envs,
-        "num_steps": args.num_steps,
-        "learning_rate": args.lr,
-        "seed": args.seed,
-        "vector": args.vector,
-        "eval_every": args.eval_every,
-        "eval_episodes": args.eval_episodes,
-        "eval_deterministic": True if args.eval_deterministic else None,
-        "eval_max_steps": args.eval_max_steps,
-        "checkpoint_every": args.checkpoint_every,
-        "log_every": args.log_every,
-    }
-    progress = not args.no_progress
-    if args.resume:
-        run_dir = args.out or (os.path.join("runs", args.name) if args.name else None)
-        if run_dir is None:
-            raise SaliencyRLError("--resume needs the run: give --out RUN_DIR or --name NAME")
-        run_dir = resume_a2c(
-            run_dir, device=args.device, progress=progress, env_spec=args.env, **settings
-        )
-    else:
-        if args.env is None:
-            raise SaliencyRLError("train a2c needs --env atari:<Game> (e.g. atari:MsPacman)")
-        run_dir = train_a2c(
-            args.env,
-            a2c_config(args.preset, **settings),
-            attention_checkpoint=args.attention_checkpoint,
-            out=args.out,
-            name=args.name,
-            device=args.device,
-            preset=args.preset,
-            progress=progress,
-        )
-    print(f"run {run_dir}")
-
-
 def cmd_features(args: argparse.Namespace) -> None:
     import json
 
@@ -588,63 +541,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a policy; the algorithm is the first argument.",
     )
     algorithms = train.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
-    a2c = algorithms.add_parser(
-        "a2c",
-        help="A2C on an Atari game, with an attention mask on the CNN features",
-        description="A2C (16 envs x 5 steps, RMSprop) on an Atari game; --attention multiplies "
-        "the CNN's last 7x7 feature maps by a self-supervised attention mask (Wu, Khetarpal, "
-        "Precup, AAAI 2021). Writes runs/<name>/: config.json, metrics.csv, checkpoints/, "
-        "eval.json. Unset options take preset wu2021's values.",
-    )
-    a2c.add_argument("--env", help="Atari game spec, e.g. atari:MsPacman")
-    a2c.add_argument(
-        "--attention",
-        choices=("none", "joint", "top-down", "frozen", "universal", "transfer"),
-        help="none (default): plain CNN; joint: trained online with the agent; top-down: "
-        "trained by the RL loss only; frozen / universal / transfer: a fixed pretrained "
-        "module (--attention-checkpoint) trained on this game / several games / other games",
-    )
-    a2c.add_argument(
-        "--attention-checkpoint", help="pretrained module (saliency-rl pretrain-attention)"
-    )
-    a2c.add_argument("--preset", default="wu2021", help="hyperparameter preset (wu2021)")
-    a2c.add_argument("--total-steps", type=positive_int, help="agent steps, all envs (10M)")
-    a2c.add_argument("--num-envs", type=positive_int, help="parallel environments (16)")
-    a2c.add_argument("--num-steps", type=positive_int, help="steps per env per update (5)")
-    a2c.add_argument("--lr", type=float, help="RMSprop learning rate (7e-4)")
-    a2c.add_argument("--seed", type=non_negative_int, help="random seed (0)")
-    a2c.add_argument(
-        "--vector",
-        choices=("native", "our", "our-async"),
-        help="vector env: native (ale-py C++, fastest; default), our (exact resume), our-async",
-    )
-    a2c.add_argument(
-        "--eval-every", type=non_negative_int, help="agent steps between evaluations (100000)"
-    )
-    a2c.add_argument("--eval-episodes", type=non_negative_int, help="games per evaluation (10)")
-    a2c.add_argument(
-        "--eval-deterministic", action="store_true", help="evaluate the greedy action, not samples"
-    )
-    a2c.add_argument(
-        "--eval-max-steps", type=positive_int, help="cut evaluation games after this (27000)"
-    )
-    a2c.add_argument(
-        "--checkpoint-every", type=positive_int, help="agent steps between checkpoints (100000)"
-    )
-    a2c.add_argument("--log-every", type=positive_int, help="agent steps between log rows (10000)")
-    a2c.add_argument("--out", help="run directory (default: runs/<name>)")
-    a2c.add_argument("--name", help="run name (default: <env>__a2c-<attention>__<seed>__<time>)")
-    a2c.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out (or runs/<name>) from its checkpoint",
-    )
-    a2c.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
-    )
-    a2c.add_argument("--threads", type=positive_int, help="torch CPU threads (torch's default)")
-    a2c.add_argument("--no-progress", action="store_true", help="no progress bar")
-    a2c.set_defaults(handler=cmd_train_a2c)
 
     features = commands.add_parser(
         "features",

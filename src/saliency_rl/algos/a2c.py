@@ -30,6 +30,7 @@ from saliency_rl.models.atari_cnn import AtariCNN, orthogonal_init
 from saliency_rl.models.attention import SelfSupervisedAttention
 from saliency_rl.runs import RunError
 
+ALGOS = ("a2c", "acktr")
 ATTENTION_MODES = ("none", "joint", "top-down", "frozen", "universal", "transfer")
 PRETRAINED_MODES = ("frozen", "universal", "transfer")  # a fixed module from a checkpoint
 
@@ -39,6 +40,8 @@ PRETRAINED_MODES = ("frozen", "universal", "transfer")  # a fixed module from a 
 class A2CConfig:
     """Hyperparameters of an A2C run; the defaults are preset ``wu2021``."""
 
+    algo: str = "a2c"
+    """``a2c`` (RMSprop) or ``acktr`` (K-FAC natural gradient, algos.kfac); see ALGOS."""
     total_steps: int = 10_000_000
     """Agent steps summed over all environments (each 4 emulator frames), rounded up to
     whole updates. The official config's ``num_env_steps`` (10M, i.e. 40M frames)."""
@@ -47,7 +50,7 @@ class A2CConfig:
     num_steps: int = 5
     """Steps per environment between updates: the n of the n-step returns."""
     learning_rate: float = 7e-4
-    """RMSprop learning rate, constant."""
+    """a2c: the RMSprop learning rate; acktr: the K-FAC learning rate (0.25). Constant."""
     rmsprop_alpha: float = 0.99
     """RMSprop smoothing constant of the squared-gradient average."""
     rmsprop_eps: float = 1e-5
@@ -59,7 +62,25 @@ class A2CConfig:
     value_coef: float = 0.5
     """Weight of the value loss (mean squared n-step advantage)."""
     max_grad_norm: float = 0.5
-    """Gradients are clipped to this global L2 norm (all parameters together)."""
+    """a2c: gradients are clipped to this global L2 norm (all parameters together);
+    acktr: only the attention module's (K-FAC's step is bounded by kfac_kl_clip instead)."""
+    kfac_momentum: float = 0.9
+    """acktr: SGD momentum of the K-FAC step (baselines, ikostrikov: 0.9)."""
+    kfac_stat_decay: float = 0.99
+    """acktr: running-average decay of the Kronecker factors."""
+    kfac_damping: float = 0.01
+    """acktr: Tikhonov damping added to the factors' eigenvalue products (baselines' epsilon)."""
+    kfac_kl_clip: float = 0.001
+    """acktr: trust region, the largest KL an update may cause as predicted by the Fisher."""
+    kfac_eigen_every: int = 10
+    """acktr: eigen-decompose the factors every this many updates (ikostrikov's Tf)."""
+    kfac_stats_every: int = 1
+    """acktr: update the factors (a Fisher backward pass) every this many updates (Ts)."""
+    vf_fisher_coef: float = 1.0
+    """acktr: weight of the value part of the sampled-Fisher loss."""
+    attention_lr: float = 7e-4
+    """acktr: RMSprop learning rate of the attention module (joint, top-down), which K-FAC
+    does not precondition; A2C's rate, so the module learns as it does under A2C."""
     hidden_size: int = 512
     """Width of the CNN's linear layer."""
     attention: str = "none"
@@ -98,6 +119,17 @@ class A2CConfig:
 
     def validate(self) -> A2CConfig:
         """Raise RunError naming the first field out of range; return self."""
+        if self.algo not in ALGOS:
+            raise RunError(f"unknown algorithm {self.algo!r}; valid: {', '.join(ALGOS)}")
+        for name in ("kfac_eigen_every", "kfac_stats_every", "attention_lr", "kfac_kl_clip"):
+            if not getattr(self, name) > 0:
+                raise RunError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("kfac_damping", "vf_fisher_coef"):
+            if getattr(self, name) < 0:
+                raise RunError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("kfac_momentum", "kfac_stat_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise RunError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.attention not in ATTENTION_MODES:
             raise RunError(
                 f"unknown attention mode {self.attention!r}; valid modes: {', '.join(ATTENTION_MODES)}"
@@ -150,7 +182,27 @@ A2C_PRESETS: dict[str, A2CConfig] = {
     # (experiments/atari/a2c_mspacman*.yaml): 16 envs x 5 steps, RMSprop 7e-4 (eps 1e-5,
     # alpha 0.99), gamma 0.99, entropy 0.01, value 0.5, clip 0.5; delta 0.01, lambda 1e-3.
     "wu2021": A2CConfig(),
+    # ACKTR (Wu, Mansimov, Liao, Grosse, Ba, NeurIPS 2017) as OpenAI baselines runs it on
+    # Atari (baselines/acktr/run_atari.py and acktr_disc.py): 32 envs x 20 steps (batch
+    # 640), K-FAC lr 0.25, momentum 0.9, KL clip 0.001, damping (epsilon) 0.01, factor
+    # decay 0.99, entropy 0.01, value 0.5, value-Fisher weight 1.0; ikostrikov's port
+    # eigen-decomposes every 10 updates. Baselines decays the lr linearly; kept constant
+    # here, as A2C's.
+    "acktr": A2CConfig(
+        algo="acktr",
+        num_envs=32,
+        num_steps=20,
+        learning_rate=0.25,
+        kfac_momentum=0.9,
+        kfac_kl_clip=0.001,
+        kfac_damping=0.01,
+        kfac_stat_decay=0.99,
+        kfac_eigen_every=10,
+        kfac_stats_every=1,
+        vf_fisher_coef=1.0,
+    ),
 }
+PRESET_OF_ALGO = {"a2c": "wu2021", "acktr": "acktr"}
 
 
 def a2c_config(preset: str = "wu2021", **overrides: Any) -> A2CConfig:
@@ -339,18 +391,17 @@ class A2CAgent:
             returns[t] = running
         return returns
 
-    def update(
+    def losses(
         self, rollout: Rollout, pairs: tuple[Tensor, Tensor] | None = None
-    ) -> dict[str, float]:
-        """One A2C step on ``rollout`` (+ L_attention on ``pairs`` in mode joint); metrics.
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
+        """The A2C loss (+ coef * L_attention on ``pairs`` in mode joint) of ``rollout``.
 
-        Args:
-            rollout: the last num_steps steps.
-            pairs: (source, target) uint8 (M, 1, 84, 84) frames of one trajectory each, for
-                mode joint; None skips the attention loss (no pairs yet).
+        Returns (loss, parts: policy_loss, value_loss, entropy, logits (T*N, A), values
+        (T*N,), each with its graph; attention metrics).
         """
         returns = self.n_step_returns(rollout).flatten()  # (T*N,)
         if rollout.logits is None or rollout.values is None:
+            self.before_recompute()
             logits, values, _ = self.net(rollout.obs[:-1].flatten(0, 1))  # (T*N, A), (T*N,)
         else:
             logits, values = rollout.logits.flatten(0, 1), rollout.values.flatten()
@@ -367,14 +418,171 @@ class A2CAgent:
                 *pairs, threshold=self.attention_threshold, sparsity=self.attention_sparsity
             )
             loss = loss + self.attention_coef * attention_loss
+        parts = {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "logits": logits,
+            "values": values,
+        }
+        return loss, parts, metrics
+
+    def before_recompute(self) -> None:
+        """Called before the update recomputes the rollout's forward pass (ACKTR: forget
+        the activations recorded while acting, the recomputed ones replace them)."""
+
+    def update(
+        self, rollout: Rollout, pairs: tuple[Tensor, Tensor] | None = None
+    ) -> dict[str, float]:
+        """One A2C step on ``rollout`` (+ L_attention on ``pairs`` in mode joint); metrics.
+
+        Args:
+            rollout: the last num_steps steps.
+            pairs: (source, target) uint8 (M, 1, 84, 84) frames of one trajectory each, for
+                mode joint; None skips the attention loss (no pairs yet).
+        """
+        loss, parts, metrics = self.losses(rollout, pairs)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         self.optimizer.step()
         metrics.update(
-            policy_loss=float(policy_loss.detach()),
-            value_loss=float(value_loss.detach()),
-            entropy=float(entropy.detach()),
+            {k: float(parts[k].detach()) for k in ("policy_loss", "value_loss", "entropy")},
             grad_norm=float(grad_norm),
         )
         return metrics
+
+    # resume: what the trainer saves of the optimisation state
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+class ACKTRAgent(A2CAgent):
+    """ACKTR (Wu et al. 2017): the A2C loss, stepped by K-FAC (algos.kfac).
+
+    K-FAC preconditions every Linear and Conv2d layer of the actor-critic: the CNN, the
+    policy and the value heads. The attention module (modes joint and top-down) is not
+    preconditioned: its decoder has transposed convolutions K-FAC does not model, and its
+    reconstruction loss is no log-likelihood of the policy, so the policy's Fisher says
+    nothing about it. It is stepped by its own RMSprop (A2C's settings, lr
+    ``attention_lr``), on the gradient of the same joint loss (L_RL + coef * L_attention in
+    joint, L_RL in top-down), clipped to ``max_grad_norm``; frozen modules stay fixed.
+
+    Factor statistics come from a sampled-Fisher loss every ``stats_every`` updates, as
+    baselines and ikostrikov: -mean log pi(a~|s) with a~ sampled from the policy, plus
+    vf_fisher_coef x -mean (V - stop_grad(V + N(0, 1)))²; its gradients go only into the
+    factors. The samples use the agent's own generator (``fisher_generator``), saved for
+    resume.
+
+    Args:
+        learning_rate: the K-FAC learning rate (0.25).
+        kfac_momentum, kfac_stat_decay, kfac_damping, kfac_kl_clip, kfac_eigen_every,
+        kfac_stats_every, vf_fisher_coef, attention_lr, seed: as in :class:`A2CConfig`.
+        Others: as :class:`A2CAgent` (rmsprop_alpha, rmsprop_eps: the attention RMSprop's).
+    """
+
+    def __init__(
+        self,
+        num_actions: int,
+        *,
+        learning_rate: float = 0.25,
+        kfac_momentum: float = 0.9,
+        kfac_stat_decay: float = 0.99,
+        kfac_damping: float = 0.01,
+        kfac_kl_clip: float = 0.001,
+        kfac_eigen_every: int = 10,
+        kfac_stats_every: int = 1,
+        vf_fisher_coef: float = 1.0,
+        attention_lr: float = 7e-4,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        from saliency_rl.algos.kfac import KFAC, kfac_layers
+
+        super().__init__(num_actions, learning_rate=attention_lr, **kwargs)
+        layers = kfac_layers(self.net.cnn) + kfac_layers(self.net.policy)
+        layers += kfac_layers(self.net.value)
+        self.kfac = KFAC(
+            layers,
+            lr=learning_rate,
+            momentum=kfac_momentum,
+            stat_decay=kfac_stat_decay,
+            damping=kfac_damping,
+            kl_clip=kfac_kl_clip,
+            eigen_every=kfac_eigen_every,
+        )
+        kfac_params = {id(p) for p in self.kfac.params}
+        self.attention_params = [p for p in self.params if id(p) not in kfac_params]
+        # A2CAgent's RMSprop, now over the attention module only (None without one to train)
+        self.optimizer = (
+            torch.optim.RMSprop(
+                self.attention_params,
+                lr=attention_lr,
+                alpha=kwargs.get("rmsprop_alpha", 0.99),
+                eps=kwargs.get("rmsprop_eps", 1e-5),
+            )
+            if self.attention_params
+            else None
+        )
+        self.stats_every, self.vf_fisher_coef = kfac_stats_every, vf_fisher_coef
+        self.updates = 0
+        self.fisher_generator = torch.Generator(self.device).manual_seed(seed + 104_729)
+
+    def before_recompute(self) -> None:
+        self.kfac.clear()
+
+    def fisher_loss(self, logits: Tensor, values: Tensor) -> Tensor:
+        """The sampled-Fisher loss of the module docstring, on the update's batch."""
+        probs = torch.softmax(logits.detach(), -1)
+        sampled = torch.multinomial(probs, 1, generator=self.fisher_generator)
+        log_probs = F.log_softmax(logits, -1).gather(1, sampled).squeeze(1)
+        noise = torch.randn(values.shape, generator=self.fisher_generator, device=values.device)
+        sampled_values = (values + noise).detach()
+        value_fisher = -(values - sampled_values).square().mean()
+        return -log_probs.mean() + self.vf_fisher_coef * value_fisher
+
+    def update(
+        self, rollout: Rollout, pairs: tuple[Tensor, Tensor] | None = None
+    ) -> dict[str, float]:
+        """One ACKTR step on ``rollout`` (+ L_attention on ``pairs`` in mode joint); metrics."""
+        loss, parts, metrics = self.losses(rollout, pairs)
+        if self.updates % self.stats_every == 0:
+            self.kfac.zero_grad()
+            with self.kfac.recording_gradients():
+                self.fisher_loss(parts["logits"], parts["values"]).backward(retain_graph=True)
+            self.kfac.update_stats()
+        self.kfac.clear()
+        self.kfac.zero_grad()
+        for p in self.attention_params:
+            p.grad = None
+        loss.backward()
+        grad_norm = float("nan")
+        if self.optimizer is not None:
+            grad_norm = float(nn.utils.clip_grad_norm_(self.attention_params, self.max_grad_norm))
+            self.optimizer.step()
+        kfac_metrics = self.kfac.step()
+        self.updates += 1
+        metrics.update(
+            {k: float(parts[k].detach()) for k in ("policy_loss", "value_loss", "entropy")},
+            attention_grad_norm=grad_norm,
+            **kfac_metrics,
+        )
+        return metrics
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return {
+            "kfac": self.kfac.state_dict(),
+            "attention": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "fisher_generator": self.fisher_generator.get_state(),
+            "updates": self.updates,
+        }
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.kfac.load_state_dict(state["kfac"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["attention"])
+        self.fisher_generator.set_state(state["fisher_generator"].cpu())
+        self.updates = int(state["updates"])

@@ -1,13 +1,17 @@
-"""Train A2C on an Atari game: ``saliency-rl train a2c --env atari:MsPacman --attention joint``.
+"""Train A2C or ACKTR on an Atari game: ``saliency-rl train a2c|acktr --env atari:MsPacman``.
 
-:func:`train_a2c` starts a run, :func:`resume_a2c` continues one. The run directory::
+:func:`train_a2c` starts a run, :func:`resume_a2c` continues one; :func:`train_acktr` and
+:func:`resume_acktr` do the same for ACKTR (``A2CConfig.algo == "acktr"``: the same loop,
+the same losses, K-FAC instead of RMSprop, see algos.a2c.ACKTRAgent and algos.kfac).
+:func:`load_policy` loads a run's latest weights for playing. The run directory::
 
-    runs/<env>__a2c-<attention>__<seed>__<time>/
+    runs/<env>__<algo>-<attention>__<seed>__<time>/
       config.json                 env, A2CConfig, attention mode and what its module was
                                   pretrained on, device, versions
       metrics.csv                 every log_every steps: fps, losses, training scores; and a
                                   row per evaluation (eval_* columns)
-      checkpoints/latest/         config.json + model.safetensors + training_state/ (optimizer,
+      checkpoints/latest/         config.json + model.safetensors + training_state/ (optimizer
+                                  (ACKTR: K-FAC factors, eigen-decompositions, momentum,
                                   RNG states, counters, the current observations, the frames
                                   of the attention pairs and, with --vector our, every
                                   emulator's state), replaced atomically
@@ -48,6 +52,7 @@ from saliency_rl.algos.a2c import (
     PRETRAINED_MODES,
     A2CAgent,
     A2CConfig,
+    ACKTRAgent,
     Rollout,
 )
 from saliency_rl.checkpoint import (
@@ -109,7 +114,12 @@ METRIC_COLUMNS = (
     "eval_score_std",
     "eval_score_min",
     "eval_score_max",
+    "eval_return_mean",
+    "eval_return_std",
 )
+# Runs made before eval_return_* (the shared column names) keep their header on resume.
+LEGACY_COLUMNS = METRIC_COLUMNS[:-2]
+ACKTR_COLUMNS = (*METRIC_COLUMNS, "kl_scale", "kfac_skipped")
 
 
 # ---------------------------------------------------------------------- attention pairs
@@ -300,6 +310,7 @@ def train_a2c(
         CheckpointError: the attention checkpoint is missing, damaged or mislabelled.
     """
     config = (config or A2CConfig()).validate()
+    algo = config.algo
     game = atari_game(env_spec)
     spec = f"atari:{game}"
     torch_device = resolve_device(device)
@@ -307,13 +318,17 @@ def train_a2c(
         config.attention, attention_checkpoint, game, torch_device
     )
     if out is None:
-        out = Path(runs_root) / (name or run_name(spec, f"a2c-{config.attention}", config.seed))
+        out = Path(runs_root) / (name or run_name(spec, f"{algo}-{config.attention}", config.seed))
     run_dir = create_run(out)
     write_json(
         run_dir / CONFIG_FILE,
         {
-            "algo": "a2c",
+            "algo": algo,
             "env": spec,
+            # evaluation games are make_env(env, **env_options, seed=...)
+            "env_options": {"preset": "atari-eval"},
+            "seed": config.seed,
+            "method": f"{algo}-{config.attention}",
             "preset": preset,
             "config": config.to_json(),
             "attention": attention,
@@ -327,24 +342,52 @@ def train_a2c(
     return _Trainer(run_dir, spec, config, torch_device, module, progress).run()
 
 
+def train_acktr(
+    env_spec: str,
+    config: A2CConfig | None = None,
+    *,
+    preset: str = "acktr",
+    **kwargs: Any,
+) -> Path:
+    """Train ACKTR on ``env_spec``; as :func:`train_a2c`, default config preset ``acktr``."""
+    from saliency_rl.algos.a2c import A2C_PRESETS
+
+    config = config or A2C_PRESETS["acktr"]
+    if config.algo != "acktr":
+        raise RunError(f"train_acktr needs a config with algo 'acktr', not {config.algo!r}")
+    return train_a2c(env_spec, config, preset=preset, **kwargs)
+
+
+def resume_acktr(run_dir: str | Path, **kwargs: Any) -> Path:
+    """Continue an ACKTR run; as :func:`resume_a2c`."""
+    return resume_a2c(run_dir, algo="acktr", **kwargs)
+
+
 def resume_a2c(
     run_dir: str | Path,
     *,
     env_spec: str | None = None,
     device: str | torch.device = "auto",
     progress: bool = True,
+    algo: str | None = None,
     **changes: Any,
 ) -> Path:
     """Continue a run from its latest checkpoint; returns the run directory.
 
     ``changes`` are A2CConfig fields; those of RESUMABLE_CHANGES may differ from the run's
     (e.g. ``total_steps`` to train longer), the others must equal them; None values are
-    ignored, as is ``env_spec`` when None. See the module docstring on exactness.
+    ignored, as is ``env_spec`` when None. ``algo`` (a2c, acktr): the run must be of it;
+    None takes either. See the module docstring on exactness.
     """
     run_dir = Path(run_dir)
-    saved = read_json(run_dir / CONFIG_FILE, "A2C run (config.json)")
-    if saved.get("algo") != "a2c":
-        raise RunError(f"{run_dir} is not an A2C run (algo {saved.get('algo')!r})")
+    saved = read_json(run_dir / CONFIG_FILE, "A2C/ACKTR run (config.json)")
+    kinds = (algo,) if algo else ("a2c", "acktr")
+    if saved.get("algo") not in kinds:
+        raise RunError(
+            f"{run_dir} is not an {' or '.join(k.upper() for k in kinds)} run "
+            f"(algo {saved.get('algo')!r}): resume it with `saliency-rl train "
+            f"{saved.get('algo')} --resume`"
+        )
     if env_spec is not None and atari_game(env_spec) != atari_game(saved["env"]):
         raise RunError(f"{run_dir} trains on {saved['env']}, not {env_spec}")
     old = A2CConfig.from_json(saved["config"])
@@ -380,6 +423,63 @@ def resume_a2c(
     return trainer.run()
 
 
+class A2CPolicy:
+    """A trained A2C/ACKTR actor-critic playing one game (the shared Policy interface).
+
+    Observations are those of ``make_env(run's env, **env_options)``: ``obs["rgb"]`` uint8
+    (4, 84, 84), four stacked grey frames (the frame stack lives in the env, so
+    :meth:`reset` has nothing to clear).
+    """
+
+    def __init__(self, net: torch.nn.Module, device: torch.device, seed: int = 0) -> None:
+        self.net, self.device = net.eval(), device
+        self.generator = torch.Generator(device).manual_seed(seed)
+
+    def reset(self) -> None:
+        """A new episode: nothing to clear (no recurrent state)."""
+
+    def _frames(self, obs: dict) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(obs["rgb"]))[None].to(self.device)
+
+    @torch.no_grad()
+    def act(self, obs: dict, deterministic: bool = True) -> np.ndarray:
+        """One observation dict -> the action (a 0-d int64 array)."""
+        logits, _, _ = self.net(self._frames(obs))
+        if deterministic:
+            action = logits.argmax(-1)
+        else:
+            action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator)
+        return np.asarray(int(action.reshape(-1)[0]), dtype=np.int64)
+
+    @torch.no_grad()
+    def saliency(self, obs: dict) -> np.ndarray | None:
+        """The attention mask of the newest frame, upsampled to the frame's (H, W), in [0, 1];
+        None for attention mode ``none``."""
+        frames = self._frames(obs)
+        mask = self.net.mask(frames)
+        if mask is None:
+            return None
+        size = tuple(frames.shape[-2:])
+        up = torch.nn.functional.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+        return up[0, 0].clamp(0, 1).cpu().numpy()
+
+
+def load_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> A2CPolicy:
+    """The latest weights of an A2C or ACKTR run as an :class:`A2CPolicy`."""
+    from saliency_rl.algos.a2c import ActorCritic
+
+    checkpoint = Path(run_dir) / CHECKPOINTS_DIR / LATEST
+    if not is_checkpoint(checkpoint):
+        raise RunError(f"{run_dir} has no checkpoint to load a policy from ({checkpoint})")
+    torch_device = resolve_device(device)
+    config, weights = load_checkpoint(checkpoint, torch_device)
+    kwargs = config["kwargs"]
+    net = ActorCritic(kwargs["num_actions"], attention=kwargs["attention"])
+    net.load_state_dict(weights)
+    seed = int(config.get("a2c", {}).get("seed", 0))
+    return A2CPolicy(net.to(torch_device), torch_device, seed)
+
+
 def _versions() -> dict[str, str]:
     found = {"saliency-rl": __version__, "torch": torch.__version__}
     for package in ("ale-py", "gymnasium", "numpy"):
@@ -410,7 +510,20 @@ class _Trainer:
         self.env = make_atari_vector(
             spec, c.num_envs, backend=c.vector, training=True, groups=c.vector_groups
         )
-        self.agent = A2CAgent(
+        extra: dict[str, Any] = {}
+        if c.algo == "acktr":
+            extra = {
+                "kfac_momentum": c.kfac_momentum,
+                "kfac_stat_decay": c.kfac_stat_decay,
+                "kfac_damping": c.kfac_damping,
+                "kfac_kl_clip": c.kfac_kl_clip,
+                "kfac_eigen_every": c.kfac_eigen_every,
+                "kfac_stats_every": c.kfac_stats_every,
+                "vf_fisher_coef": c.vf_fisher_coef,
+                "attention_lr": c.attention_lr,
+                "seed": c.seed,
+            }
+        self.agent = (ACKTRAgent if c.algo == "acktr" else A2CAgent)(
             self.env.num_actions,
             attention=c.attention,
             pretrained_attention=attention_module,
@@ -426,6 +539,7 @@ class _Trainer:
             attention_coef=c.attention_coef,
             attention_threshold=c.attention_threshold,
             attention_sparsity=c.attention_sparsity,
+            **extra,
         )
         self.generator = torch.Generator(device).manual_seed(c.seed)  # actions
         self.rng = np.random.default_rng(c.seed)  # attention pairs
@@ -434,7 +548,8 @@ class _Trainer:
             if self.agent.trains_attention
             else None
         )
-        self.metrics = MetricsLog(run_dir / METRICS_FILE, METRIC_COLUMNS)
+        self.columns = _columns(run_dir / METRICS_FILE, c.algo)
+        self.metrics = MetricsLog(run_dir / METRICS_FILE, self.columns)
         self.updates = 0
         self.returns = np.zeros(c.num_envs)  # raw score of each env's current game
         self.recent_scores: deque[float] = deque(maxlen=RECENT_GAMES)
@@ -460,7 +575,7 @@ class _Trainer:
         state = {
             "updates": self.updates,
             "step": self.step,
-            "optimizer": self.agent.optimizer.state_dict(),
+            "optimizer": self.agent.optimizer_state(),
             "generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
             "obs": self.obs.cpu(),
@@ -474,6 +589,7 @@ class _Trainer:
         }
         config = {
             "model": "A2CActorCritic",
+            "algo": self.config.algo,
             "kwargs": {"num_actions": self.env.num_actions, "attention": self.config.attention},
             "env": self.spec,
             "step": self.step,
@@ -489,7 +605,7 @@ class _Trainer:
         if state is None:
             raise CheckpointError(f"{checkpoint} has no training state to resume from")
         self.agent.net.load_state_dict(weights)
-        self.agent.optimizer.load_state_dict(state["optimizer"])
+        self.agent.load_optimizer_state(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
         self.rng.bit_generator.state = state["numpy_rng"]
         self.updates = int(state["updates"])
@@ -574,7 +690,7 @@ class _Trainer:
             unit="step",
             unit_scale=True,
             disable=not self.progress,
-            desc=f"a2c {self.spec} {c.attention}",
+            desc=f"{c.algo} {self.spec} {c.attention}",
             dynamic_ncols=True,
             mininterval=1.0,
         )
@@ -618,7 +734,12 @@ class _Trainer:
             "fps": fps,
             "games": self.games,
         }
-        row.update({k: float(np.mean(v)) for k, v in self.pending.items() if k in METRIC_COLUMNS})
+        for key, values in self.pending.items():
+            if key == "kfac_skipped":  # a running count: its latest value
+                row[key] = float(values[-1])
+            elif key in self.columns:
+                finite = [v for v in values if math.isfinite(v)]
+                row[key] = float(np.mean(finite)) if finite else None
         if self.recent_scores:
             row["score_mean"] = float(np.mean(self.recent_scores))
             row["score_max"] = float(np.max(self.recent_scores))
@@ -646,15 +767,23 @@ class _Trainer:
                 "updates": self.updates,
                 "time": now(),
                 **{f"eval_score_{k}": result[k] for k in ("mean", "std", "min", "max")},
+                **(
+                    {"eval_return_mean": result["mean"], "eval_return_std": result["std"]}
+                    if "eval_return_mean" in self.columns
+                    else {}
+                ),
             }
         )
 
     def write_eval(self) -> None:
         final = self.evaluations[-1] if self.evaluations else None
+        if final is not None:  # the shared names of every trainer's eval.json
+            final = {**final, "return_mean": final["mean"], "return_std": final["std"]}
         write_json(
             self.run_dir / EVAL_FILE,
             {
                 "env": self.spec,
+                "algo": self.config.algo,
                 "attention": self.config.attention,
                 "step": self.step,
                 "frames": FRAME_SKIP * self.step,
@@ -666,6 +795,17 @@ class _Trainer:
                 "training_scores": {"games": self.games, "recent": list(self.recent_scores)},
             },
         )
+
+
+def _columns(path: Path, algo: str) -> tuple[str, ...]:
+    """metrics.csv columns: ACKTR's, A2C's, or the header of an older A2C run's file."""
+    if algo == "acktr":
+        return ACKTR_COLUMNS
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open() as handle:
+            if handle.readline().strip() == ",".join(LEGACY_COLUMNS):
+                return LEGACY_COLUMNS
+    return METRIC_COLUMNS
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
