@@ -255,7 +255,8 @@ def evaluate_run(
             "need a MuJoCo suite (dmc or metaworld): evaluate it clean"
         )
     options = dict(config.get("env_options") or {})
-    options.pop("seed", None)
+    for key in ("seed", "distractor"):  # ours replace the run's
+        options.pop(key, None)
     if suite == "atari" and "preset" not in options:
         options["preset"] = "atari-eval"  # whole games, unclipped scores (as A2C evaluates)
     env = make_env(spec, **options, distractor=distractor, seed=seed)
