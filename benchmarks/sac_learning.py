@@ -80,6 +80,7 @@ def command(cell: dict, args: argparse.Namespace) -> list[str]:
         ("--batch-size", args.batch_size),
         ("--hidden-dim", args.hidden_dim),
         ("--init-steps", args.init_steps),
+        ("--frame-stack", args.frame_stack),
     ):
         if value is not None:
             argv += [flag, str(value)]  # fmt: skip
@@ -189,7 +190,9 @@ def report(all_cells: list[dict], args: argparse.Namespace) -> None:
     md = f"""# SAC learning grid: final returns (mean ± std over seeds)
 
 Budget: {args.frames} simulator frames per run (agent steps = frames / action repeat),
-SAC preset `{args.preset}`, evaluation: {args.eval_episodes} deterministic episodes.
+SAC preset `{args.preset}`, {args.frame_stack or 1} stacked frame(s), random steps
+{args.init_steps if args.init_steps is not None else "of the preset"}, evaluation:
+{args.eval_episodes} deterministic episodes every {args.eval_every} agent steps and at the end.
 Rows of runs that had not finished show the last evaluation reached, and say so.
 
 | task | method | return | success | runs |
@@ -226,6 +229,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--hidden-dim", type=int)
     parser.add_argument("--init-steps", type=int)
+    parser.add_argument("--frame-stack", type=int, help="frames per observation (env default 1)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once")
     parser.add_argument("--runs", default="runs/sac_learning", help="where the runs go")
     parser.add_argument("--logs", default="/tmp/sac_learning_logs")
