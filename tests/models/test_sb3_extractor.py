@@ -57,6 +57,7 @@ def test_features_match_our_cnn_after_sb3_preprocessing():
         PixelCNNExtractor(Pixels().observation_space, mode="rgbs")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("saliency", [False, True])
 def test_sb3_sac_trains_with_it(saliency):
     kwargs = dict(mode="rgbs" if saliency else "rgb", num_layers=3, projection_dim=16)
