@@ -212,6 +212,7 @@ def evaluate_run(
     device: str = "cpu",
     progress: bool = False,
     video_size: int = VIDEO_SIZE,
+    episode_length: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a finished run's deterministic policy; writes ``eval_<mode>.json`` in it.
 
@@ -227,6 +228,9 @@ def evaluate_run(
         seed: seed of the first episode (``EVAL_SEED`` by default, the same for every run).
         device: ``auto``, ``cpu`` or ``cuda`` for the policy.
         progress: a progress bar over episodes.
+        video_size: height in pixels of the video's panels.
+        episode_length: cut episodes after this many steps (recorded in the result); None:
+            the run's own episode length.
 
     Returns:
         What was written to ``eval_<mode>.json``: ``return_mean``, ``return_std``,
@@ -259,6 +263,10 @@ def evaluate_run(
         options.pop(key, None)
     if suite == "atari" and "preset" not in options:
         options["preset"] = "atari-eval"  # whole games, unclipped scores (as A2C evaluates)
+    if episode_length is not None:
+        if episode_length < 1:
+            raise RunError(f"episode_length must be at least 1, got {episode_length}")
+        options["episode_length"] = episode_length
     env = make_env(spec, **options, distractor=distractor, seed=seed)
     name = distractor or "clean"
     recorder = _VideoRecorder(

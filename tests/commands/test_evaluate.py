@@ -65,3 +65,25 @@ def test_evaluate_errors_are_one_line(sac_run, tmp_path, capsys):
         assert "has not finished" in capsys.readouterr().err
     finally:
         (sac_run / "eval.json.bak").rename(sac_run / "eval.json")
+
+
+@pytest.mark.slow
+def test_evaluate_an_a2c_run_clean_only(tmp_path, capsys):
+    pytest.importorskip("ale_py")
+    run = tmp_path / "a2c"
+    train = ["train", "a2c", "--env", "atari:Pong", "--attention", "joint", "--out", str(run)]
+    train += ["--num-envs", "2", "--total-steps", "10", "--log-every", "10"]
+    train += ["--eval-episodes", "1", "--eval-max-steps", "5", "--no-progress"]
+    assert main(train) == 0
+    argv = ["evaluate", str(run), "--episodes", "1", "--episode-length", "6", "--video"]
+    assert main([*argv, "--no-progress"]) == 0, capsys.readouterr().err
+    result = json.loads((run / "eval_clean.json").read_text())
+    assert result["algo"] == "a2c" and result["env_options"]["preset"] == "atari-eval"
+    assert result["per_episode"][0]["length"] == 6
+    frames = imageio.mimread(run / result["videos"][0])
+    assert len(frames) == 7 and frames[0].shape == (252, 504, 3)  # grey 84 -> 252, + mask
+    # Distractors are MuJoCo only: one line saying so.
+    capsys.readouterr()
+    assert main([*argv, "--distractor", "video_easy", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "need a MuJoCo suite" in err

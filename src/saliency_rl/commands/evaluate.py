@@ -24,6 +24,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             seed=args.seed,
             device=args.device,
             progress=not args.no_progress,
+            episode_length=args.episode_length,
         )
         line = f"{distractor:<10} return {result['return_mean']:.1f} ± {result['return_std']:.1f}"
         if "success_rate" in result:
@@ -40,7 +41,7 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="evaluate a finished run (sac, bc), clean or under visual distractors",
+        help="evaluate a finished run (sac, bc, a2c), clean or under visual distractors",
         description="Run a finished run's deterministic policy for N episodes on its own env "
         "(rebuilt from config.json) and write RUN/eval_<distractor>.json (return mean and "
         "std; Meta-World: success rate) and, with --video, MP4s under RUN/videos/ with the "
@@ -50,7 +51,9 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "figures are NOT comparable with published DMControl Generalization Benchmark "
         "numbers, which use real video clips.",
     )
-    evaluate.add_argument("run", help="run directory (made by `saliency-rl train sac|bc`)")
+    evaluate.add_argument(
+        "run", help="run directory (made by `saliency-rl train sac|bc|a2c|acktr`)"
+    )
     evaluate.add_argument(
         "--episodes", type=positive_int, default=10, help="episodes per distractor (10)"
     )
@@ -80,6 +83,12 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         default=EVAL_SEED,
         help=f"episode i is reset with SEED + i (default {EVAL_SEED}: the same episodes, "
         "colours and backgrounds for every run)",
+    )
+    evaluate.add_argument(
+        "--episode-length",
+        type=positive_int,
+        help="cut episodes after N steps (default: the run's own length; recorded in the "
+        "JSON); handy for long Atari games",
     )
     evaluate.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="cpu", help="policy device (cpu)"
