@@ -14,7 +14,7 @@ from saliency_rl.cli import main
 
 TINY = [
     "--num-envs", "2", "--num-steps", "5", "--total-steps", "30", "--log-every", "10",
-    "--eval-episodes", "1", "--eval-max-steps", "5", "--kfac-eigen-every", "2", "--no-progress",
+    "--eval-episodes", "1", "--eval-max-steps", "5", "--no-progress",
 ]  # fmt: skip
 
 

@@ -12,6 +12,10 @@ The actor-critic is the Atari CNN (models.atari_cnn); with attention, its last f
   (``saliency-rl pretrain-attention``) and kept fixed. The three differ only in the frames
   it was pretrained on: this game; several games including this one; other games.
 
+ACKTR (Wu, Mansimov, Liao, Grosse, Ba 2017; ``A2CConfig.algo == "acktr"``, preset ``acktr``)
+is :class:`ACKTRAgent`: the same network, losses and attention modes, the actor-critic
+stepped by K-FAC (algos.kfac) instead of RMSprop, the attention module by its own RMSprop.
+
 The agent does no logging: :meth:`A2CAgent.update` returns a dict of metrics and the trainer
 (algos.a2c_trainer) logs them.
 """
