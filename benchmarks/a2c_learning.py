@@ -33,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -158,6 +159,7 @@ def report(args: argparse.Namespace, wall: float | None) -> dict:
         "budget_reached": budget,
         "reduced": budget < ISSUE_STEPS,
         "reduced_reason": args.reduced_reason,
+        "notes": args.note,
         "reference": {"steps": REFERENCE_STEPS, "scores": REFERENCE},
         "evaluation": {
             "episodes": args.eval_episodes,
@@ -172,7 +174,7 @@ def report(args: argparse.Namespace, wall: float | None) -> dict:
         "wall_seconds_this_invocation": wall,
         "machine": machine(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -277,6 +279,9 @@ def markdown(result: dict) -> str:
     for mode in modes:
         done = ", ".join(f"seed {s}: {v:,}" for s, v in result["run_steps"][mode].items())
         lines.append(f"- {mode}: {done}")
+    if result["notes"]:
+        lines += ["", "How these runs were executed:", ""]
+        lines += [f"- {note}" for note in result["notes"]]
     lines += ["", "![learning curves](a2c_learning.png)", "", "Median training speed (emulator "
               "frames/s, per run, while sharing the machine):", ""]  # fmt: skip
     for mode in modes:
@@ -349,6 +354,9 @@ def main() -> None:
     parser.add_argument("--log-dir", default="/tmp/a2c_learning_logs")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--report-only", action="store_true", help="only write the results")
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for the results' execution notes"
+    )
     parser.add_argument(
         "--reduced-reason",
         default="2 CPU cores shared by 5 helpers and other benchmarks, about 2 hours of wall "
