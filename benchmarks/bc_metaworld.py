@@ -273,7 +273,23 @@ def summarise(work: Path, args, started: str) -> dict:
         },
         "machine": machine(),
         "paper_table_v": PAPER,
+        "predictors": {task: _predictor_report(work / "predictors" / task) for task in TASKS},
         "runs": runs,
+    }
+
+
+def _predictor_report(directory: Path) -> dict | None:
+    """Training-frame F-beta and MAE of a task's predictor (all 10 frames train it)."""
+    path = directory / "report.json"
+    if not path.exists():
+        return None
+    report = json.loads(path.read_text())
+    metrics = report.get("train_metrics") or {}
+    return {
+        "steps": report.get("steps"),
+        "seconds": round(report.get("train_seconds") or 0.0),
+        "train_max_f_beta": metrics.get("max_f_beta"),
+        "train_mae": metrics.get("mae"),
     }
 
 
@@ -335,6 +351,14 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def predictor_text(result: dict) -> str:
+    parts = []
+    for task, report in result.get("predictors", {}).items():
+        if report and report.get("train_max_f_beta") is not None:
+            parts.append(f"{task} {report['train_max_f_beta']:.2f} / {report['train_mae']:.3f}")
+    return ", ".join(parts) or "not trained yet"
+
+
 def reductions(result: dict) -> str:
     """What differs from the issue's grid (50 rollouts, 3 seeds, every run finished)."""
     s = result["settings"]
@@ -385,6 +409,7 @@ def write_results(out: Path, result: dict) -> None:
 - versions: {", ".join(f"{k} {v}" for k, v in m["versions"].items())}
 - tasks: {", ".join(s["tasks"])}; env options {s["env_options"]}
 - data: {s["demos_per_task"]} scripted-expert demonstrations per task (seeds 0..{s["demos_per_task"] - 1}); saliency: U-Net fitted for {s["predictor_fit_steps"]} steps on {s["annotated_frames"]} oracle-clicked frames per task, labelling every demo frame
+- saliency predictors (F-beta / MAE on their own 10 training frames; no frames held out): {predictor_text(result)}
 - encoders: ViSaRL-size MultiMAE encoder (depth 4, width 256; 1 decoder block) pretrained {s["pretrain_steps"]} steps x {s["pretrain_batch"]} frames on all demo frames: `rgb` (MAE) and `rgb+saliency`; frozen
 - policy: preset visarl-bc, {s["bc_steps"]} gradient steps; evaluation: {s["eval_episodes"]} closed-loop episodes per run on new object/goal positions (seeds disjoint from the demos'), success = ever succeeded in the episode
 - seeds: {s["seeds"]}; conditions: {", ".join(s["distractors"])} (our own distractor sets, saliency_rl.envs.distractors)

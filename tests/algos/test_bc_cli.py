@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from saliency_rl.algos.bc_trainer import load_policy
+from saliency_rl.algos.bc_trainer import load_policy, resolve_saliency
 from saliency_rl.cli import main
 from saliency_rl.data.dataset import Dataset, FieldSpec
 
@@ -80,7 +80,7 @@ def test_train_bc_end_to_end_on_metaworld(
     assert "success rate" in capsys.readouterr().out
 
 
-def test_errors_are_one_line(reach_demos, tiny_multimae_64, tmp_path, capsys):
+def test_errors_are_one_line(reach_demos, tiny_multimae_64, tiny_predictor_64, tmp_path, capsys):
     encoder = str(tiny_multimae_64["rgb+saliency"])
     # rgb+saliency without any predictor: the dataset here was never labelled.
     unlabelled = tmp_path / "copy"
@@ -91,6 +91,9 @@ def test_errors_are_one_line(reach_demos, tiny_multimae_64, tmp_path, capsys):
     assert main([*base, "--dataset", str(unlabelled), "--encoder", encoder,
                  "--mode", "rgb+saliency", "--out", str(tmp_path / "a")]) == 2  # fmt: skip
     assert "needs a saliency predictor" in one_line_error(capsys)
+    # A predictor that did not label the dataset computes the maps itself, in training too.
+    found = resolve_saliency(Dataset.open(unlabelled), tiny_predictor_64)
+    assert found == (str(tiny_predictor_64.resolve()), "predictor")
     # A dataset without actions.
     frames = Dataset.create(tmp_path / "frames", env_spec="fake:square", env_options={},
                             fields={"rgb": FieldSpec("uint8", (3, 64, 64))})  # fmt: skip
