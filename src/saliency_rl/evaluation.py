@@ -241,7 +241,6 @@ def evaluate_run(
         EnvSpecError: an unknown distractor, or a distractor on a suite without MuJoCo.
     """
     from saliency_rl.envs import make_env, parse_spec
-    from saliency_rl.envs.distractors import DISTRACTOR_MODES, check_distractor
     from saliency_rl.envs.wrappers import frame_channels
     from saliency_rl.errors import EnvSpecError
     from saliency_rl.runs import RunError, now, write_json
@@ -249,7 +248,12 @@ def evaluate_run(
     run_dir = Path(run_dir)
     if episodes < 1:
         raise RunError(f"episodes must be at least 1, got {episodes}")
-    distractor = check_distractor(distractor)
+    if distractor == "clean":
+        distractor = None
+    if distractor is not None:  # imports MuJoCo: not for clean runs (an Atari-only install)
+        from saliency_rl.envs.distractors import DISTRACTOR_MODES, check_distractor
+
+        distractor = check_distractor(distractor)
     config, policy = load_run_policy(run_dir, device)
     spec = str(config["env"])
     suite = parse_spec(spec).suite

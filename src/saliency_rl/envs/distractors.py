@@ -150,8 +150,9 @@ class _TextureColors:
         size = int(model.tex_width[texture] * model.tex_height[texture])
         self.slice = slice(start, start + size * channels)
         self.channels = channels
-        self.default = model.tex_data[self.slice].copy()
-        keys, self.inverse, counts = _distinct_colors(self.default.reshape(size, channels))
+        # The default texels, kept as indices into their distinct colours (drawn around).
+        texels = model.tex_data[self.slice].reshape(size, channels)
+        keys, self.inverse, counts = _distinct_colors(np.ascontiguousarray(texels))
         colors = np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1) / 255.0
         # The ends are the 2% and 98% luminance quantiles over texels, not the extremes: a
         # few bright marks (DMC's skybox has white dots) must not become an end.
@@ -178,9 +179,6 @@ class _TextureColors:
             np.take(colors, self.inverse, axis=0, out=texels)
         else:
             texels[:, :3] = colors[self.inverse]
-
-    def restore(self, model: mujoco.MjModel) -> None:
-        model.tex_data[self.slice] = self.default
 
 
 _DISTINCT_CACHE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
