@@ -49,6 +49,14 @@ def test_evaluate_a_sac_run_clean_and_distracted(sac_run, capsys):
     # The same physics start states in every mode: only the pixels differ.
     clean, video = results["clean"], results["video_easy"]
     assert clean["seed"] == video["seed"] == 100_000
+    # "all": every mode, once each.
+    argv = ["evaluate", str(sac_run), "--episodes", "1", "--distractor", "all", "clean"]
+    assert main([*argv, "--no-progress", "--episode-length", "1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in printed] == [
+        "clean", "color_easy", "color_hard", "video_easy", "video_hard"
+    ]  # fmt: skip
+    assert json.loads((sac_run / "eval_video_hard.json").read_text())["episodes"] == 1
 
 
 @pytest.mark.slow

@@ -15,7 +15,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    for distractor in dict.fromkeys(args.distractor):  # each once, in the order given
+    modes = [m for d in args.distractor for m in (DISTRACTORS if d == "all" else (d,))]
+    for distractor in dict.fromkeys(modes):  # each once, in the order given
         result = evaluate_run(
             args.run,
             episodes=args.episodes,
@@ -60,13 +61,13 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
     evaluate.add_argument(
         "--distractor",
         nargs="+",
-        choices=DISTRACTORS,
+        choices=(*DISTRACTORS, "all"),
         default=["clean"],
         metavar="MODE",
         help="one or more of: clean (default), color_easy, color_hard (sky, floor, agent "
         "colours; Meta-World: sky, table, floor, walls; std 0.1 / 0.2), video_easy (moving "
         "background behind; Meta-World: sky, floor, walls), video_hard (also the floor; "
-        "Meta-World: the table). Our own sets, not DMC-GB's",
+        "Meta-World: the table), or all of them. Our own sets, not DMC-GB's",
     )
     evaluate.add_argument(
         "--video",
