@@ -37,7 +37,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
@@ -233,7 +232,9 @@ def summarise(work: Path, args, started: str) -> dict:
         result = json.loads(path.read_text())
         task, mode, seed = path.parent.name.split("__")
         mode = mode.replace("rgb_saliency", "rgb+saliency")
-        conditions = {"clean": result["final"]}
+        final = dict(result["final"])
+        final["successes"] = [bool(e["success"]) for e in result.get("per_episode") or []]
+        conditions = {"clean": final}
         conditions.update(result.get("distractors", {}))
         for extra in path.parent.glob("eval_*.json"):  # written by the distractors stage
             conditions[extra.stem.removeprefix("eval_")] = json.loads(extra.read_text())
@@ -246,6 +247,7 @@ def summarise(work: Path, args, started: str) -> dict:
                     "condition": condition,
                     "success_rate": final["success_rate"],
                     "episodes": final["episodes"],
+                    "successes": final.get("successes") or None,
                 }
             )
     expected = len(TASKS) * len(MODES) * args.seeds
@@ -313,36 +315,54 @@ def machine() -> dict:
     }
 
 
+def _matched(rows: list[dict]) -> tuple[int, list[tuple[int, int]]]:
+    """K, the fewest episodes of any run, and each run's (successes, K) on its first K.
+
+    Every run is evaluated on the same episode seeds, so the first K episodes of two runs
+    are the same object and goal positions: runs with fewer episodes are compared on those.
+    """
+    k = min(r["episodes"] for r in rows)
+    counts = []
+    for r in rows:
+        if r.get("successes") is not None:
+            counts.append((int(sum(r["successes"][:k])), k))
+        else:  # only a rate: scale it (exact when the run has K episodes)
+            counts.append((round(r["success_rate"] * k), k))
+    return k, counts
+
+
 def table(result: dict) -> str:
-    """Markdown: success rate per task, mode and condition, mean +- std over seeds."""
+    """Markdown: successes / trials per task, mode and condition (and the mean over seeds)."""
     rows = result["runs"]
     conditions = sorted({r["condition"] for r in rows}, key=lambda c: (c != "clean", c))
     lines = []
     for condition in conditions:
+        here = [r for r in rows if r["condition"] == condition]
+        k, matched = _matched(here)
         lines += [
-            f"### {condition}",
+            f"### {condition} (first {k} evaluation episodes of every run)",
             "",
-            "| task | MultiMAE rgb | MultiMAE rgb+saliency | seeds (rgb / rgb+s) | ratio |",
+            "| task | MultiMAE rgb | MultiMAE rgb+saliency | seeds (rgb / rgb+s) | ratio (goal >= 1.5x) |",
             "|---|---:|---:|---|---:|",
         ]
-        means = {}
         for task in [*TASKS, "all"]:
-            cells, counts = [], []
+            cells, counts, rates = [], [], {}
             for mode in MODES:
-                picked = [
-                    r
-                    for r in rows
-                    if r["condition"] == condition
-                    and r["mode"] == mode
-                    and (task == "all" or r["task"] == task)
-                ]
-                rates = [r["success_rate"] for r in picked]
-                means[mode] = float(np.mean(rates)) if rates else None
-                cells.append(f"{np.mean(rates):.1%} +- {np.std(rates):.1%}" if rates else "not run")
-                counts.append(str(len(rates)))
+                picked = [r for r in here if r["mode"] == mode and task in ("all", r["task"])]
+                if not picked:
+                    cells.append("not run")
+                    counts.append("0")
+                    rates[mode] = None
+                    continue
+                pairs = [matched[here.index(r)] for r in picked]
+                wins, trials = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+                rates[mode] = wins / trials
+                seeds = sorted({r["seed"] for r in picked})
+                cells.append(f"{wins}/{trials} ({wins / trials:.0%})")
+                counts.append(",".join(str(x) for x in seeds))
             ratio = (
-                f"{means['rgb+saliency'] / means['rgb']:.2f}x"
-                if means["rgb"] and means["rgb+saliency"] is not None
+                f"{rates['rgb+saliency'] / rates['rgb']:.2f}x"
+                if rates.get("rgb") and rates.get("rgb+saliency") is not None
                 else "-"
             )
             name = "**all tasks**" if task == "all" else task
@@ -445,7 +465,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--stage",
-        choices=("all", "saliency", "encoder", "features", "bc", "distractors"),
+        choices=("all", "saliency", "encoder", "features", "bc", "distractors", "report"),
         default="all",
     )
     parser.add_argument("--tasks", nargs="+", choices=TASKS, help="only these tasks")
@@ -472,6 +492,9 @@ def main() -> None:
     if "features" in stages or "bc" in stages:  # writes the task's dataset: one process a task
         features(work, encoder_runs, predictors, tasks)
     log(f"stages {sorted(stages)} before bc done in {time.perf_counter() - tick:.0f} s")
+    if args.stage == "report":  # rewrite the results files from the finished runs
+        write_results(args.out, summarise(work, args, started))
+        return
     if args.stage == "distractors":
         distractor_evals(work, args, tasks)
         write_results(args.out, summarise(work, args, started))
