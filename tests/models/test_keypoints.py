@@ -16,6 +16,7 @@ from saliency_rl.models.keypoints import (
     mask_keypoints,
     match_count,
     precision_recall,
+    receptive_field_centres,
     top_k_peaks,
 )
 
@@ -85,8 +86,27 @@ def test_cells_map_to_the_centres_of_their_frame_regions() -> None:
     cells = torch.tensor([[0, 0], [6, 6], [3, 1]])
     xy = cells_to_pixels(cells, (7, 7), (84, 84))
     torch.testing.assert_close(xy, torch.tensor([[5.5, 5.5], [77.5, 77.5], [17.5, 41.5]]))
-    pixels, _ = mask_keypoints(_peaks_map()[:, None], 1, sigma=0)
-    torch.testing.assert_close(pixels[0, 0], torch.tensor([17.5, 17.5]))
+
+
+def test_mask_cells_map_to_their_receptive_field_centres() -> None:
+    # Feature (i, j) of the Atari CNN sees pixels 8i .. 8i + 35: centre 8i + 17.5.
+    cells = torch.tensor([[0, 0], [6, 6], [3, 1]])
+    xy = receptive_field_centres(cells)
+    torch.testing.assert_close(xy, torch.tensor([[17.5, 17.5], [65.5, 65.5], [25.5, 41.5]]))
+    pixels, _ = mask_keypoints(_peaks_map()[:, None], 1, sigma=0)  # peak at row 1, column 1
+    torch.testing.assert_close(pixels[0, 0], torch.tensor([25.5, 25.5]))
+    # The receptive field of a cell really is those pixels: a conv trunk's feature (1, 1)
+    # changes when pixel (x=25, y=25) changes, and not when pixel (x=60, y=25) does.
+    from saliency_rl.models.attention import SelfSupervisedAttention
+
+    torch.manual_seed(0)
+    module = SelfSupervisedAttention(1).eval()
+    frame = torch.zeros(1, 1, 84, 84)
+    base = module.encode(frame)[0, :, 1, 1]
+    near, far = frame.clone(), frame.clone()
+    near[0, 0, 25, 25], far[0, 0, 25, 60] = 1.0, 1.0
+    assert not torch.allclose(module.encode(near)[0, :, 1, 1], base)
+    assert torch.allclose(module.encode(far)[0, :, 1, 1], base)
 
 
 def test_smoothing_keeps_mass_and_blurs() -> None:

@@ -5,12 +5,16 @@ non-maximum suppression with a 3x3 window keeps the local maxima, and the k high
 keypoints. k is chosen at inference time: nothing is retrained for another k.
 
 Resolution. We take the peaks on the mask at the resolution it is produced, the 7x7 feature
-map (models.attention), as the paper does, and map each cell to the centre of the frame
-region it tiles: cell (row i, column j) of an h x w map over an H x W frame lands at pixel
-x = (j + 0.5) W / w - 0.5, y = (i + 0.5) H / h - 0.5 (pixel-index coordinates: pixel p's centre
-is p), i.e. 12-pixel cells on 84x84 frames, the way the mask is drawn over the frame when it is
-resized to it. Upsampling the mask first would invent no new peaks (a bilinear map has its
-maxima at the cells' centres) and only cost time.
+map (models.attention), as the paper does, and map each cell to the centre of its receptive
+field in the frame: the mask multiplies the Atari CNN's last features, and feature (i, j) sees
+pixels 8i .. 8i + 35 (convolutions 8x8/4, 4x4/2, 3x3/1, no padding), so cell (i, j) lands at
+x = 8j + 17.5, y = 8i + 17.5 (pixel-index coordinates: pixel p's centre is p); the decoder maps
+it back to the same pixels. Tiling the frame with 12-pixel cells instead (x = 12j + 5.5, how
+the mask looks when resized over the frame) puts border cells 12 pixels off what they gate:
+on held-out random-policy frames (seed 2, 100 a game, modules after 200 pretraining steps)
+the tiling gave precision 0.28 / 0.61 / 0.44 (MsPacman / Frostbite / Berzerk, k = 5, 12 px)
+against 0.42 / 0.77 / 0.66 with receptive-field centres. Upsampling the mask first would
+invent no new peaks (a bilinear map has its maxima at the cells' centres).
 
 Exactly k points. A 7x7 mask often has fewer than k strict local maxima (a smooth blob has
 one). We then fill up with the highest remaining cells, in order of their smoothed value:
@@ -123,19 +127,35 @@ def cells_to_pixels(
     return torch.stack([x, y], dim=-1)
 
 
+ATARI_CNN_STRIDE = 8
+"""Pixels between neighbouring cells of the Atari CNN's 7x7 features (4 x 2 x 1)."""
+ATARI_CNN_FIELD = 36
+"""Receptive field of one 7x7 feature, pixels: 8 + (4 - 1) 4 + (3 - 1) 8."""
+
+
+def receptive_field_centres(
+    cells: Tensor, stride: int = ATARI_CNN_STRIDE, field: int = ATARI_CNN_FIELD
+) -> Tensor:
+    """(row, column) cells (..., 2) -> (x, y) pixel centres of their receptive fields."""
+    centre = (field - 1) / 2
+    return torch.stack(
+        [cells[..., 1] * stride + centre, cells[..., 0] * stride + centre], -1
+    ).float()
+
+
 def mask_keypoints(
     masks: Tensor,
     k: int,
-    frame_size: tuple[int, int] = (84, 84),
     *,
     sigma: float = 0.5,
     window: int = 3,
 ) -> tuple[Tensor, Peaks]:
-    """Keypoints of masks (N, h, w) or (N, 1, h, w): ((N, k, 2) (x, y) frame pixels, peaks)."""
+    """Keypoints of attention masks (N, 7, 7) or (N, 1, 7, 7): ((N, k, 2) (x, y) pixels of the
+    84x84 frame, at the receptive-field centres of the peak cells; the peaks)."""
     if masks.dim() == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     peaks = top_k_peaks(masks, k, sigma=sigma, window=window)
-    return cells_to_pixels(peaks.cells, tuple(masks.shape[-2:]), frame_size), peaks
+    return receptive_field_centres(peaks.cells), peaks
 
 
 @torch.no_grad()
@@ -156,7 +176,7 @@ def attention_keypoints(
     device = next(module.parameters()).device
     for start in range(0, len(frames), batch_size):
         mask = module.mask(frames[start : start + batch_size].to(device))[:, 0]  # (B, 7, 7)
-        xy, _ = mask_keypoints(mask, k, tuple(frames.shape[-2:]), sigma=sigma, window=window)
+        xy, _ = mask_keypoints(mask, k, sigma=sigma, window=window)
         points.append(xy.cpu())
         masks.append(mask.cpu())
     return torch.cat(points).numpy(), torch.cat(masks).numpy()
@@ -220,6 +240,7 @@ __all__ = [
     "gaussian_smooth",
     "local_maxima",
     "mask_keypoints",
+    "receptive_field_centres",
     "match_count",
     "precision_recall",
     "top_k_peaks",
