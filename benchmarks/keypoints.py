@@ -13,10 +13,10 @@ Evaluation: ``--frames`` frames of the game played by a random policy with anoth
 the training data (seed 1; one frame every 4 steps, actions held 4 steps), ground truth from
 the RAM (saliency_rl.envs.atari_ram: the player, enemies and items, calibrated against
 rendered sprites). Keypoints: ours the top-K peaks of the 7x7 mask (Gaussian sigma 0.5 cell,
-3x3 NMS), Transporter its K keypoints. Precision and recall: greedy nearest-first matching
-within a threshold in pixels of the 84x84 frame, micro-averaged over frames
-(saliency_rl.models.keypoints); the headline threshold is 12 px (one mask cell), 8 and 16
-are given too. Two floors put the numbers in context: K points drawn uniformly at random in
+3x3 NMS) at their cells' receptive-field centres, Transporter its K keypoints. Precision
+and recall: greedy nearest-first matching within a threshold in pixels of the 84x84 frame,
+micro-averaged over frames (saliency_rl.models.keypoints); the headline threshold is 12 px
+(the width of a 7x7-mask cell), 8 and 16 are given too. Two floors put the numbers in context: K points drawn uniformly at random in
 the frame, and the attention module at its initial weights (untrained).
 
 Checkpoints are read as they are: a pretraining still running is evaluated at its last save
