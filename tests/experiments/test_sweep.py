@@ -153,3 +153,33 @@ def test_ray_local_instance_runs_the_grid(tmp_path, capsys):
     log = (tmp_path / "sweep" / "runs" / grid.runs[0].name / "sweep.log").read_text()
     assert "==> " in log and "saliency-rl train sac" in log
     assert main(["report", str(tmp_path / "sweep"), "--out", str(tmp_path / "report")]) == 0
+
+
+@pytest.mark.slow
+def test_keypoint_grid_runs_and_reports_precision_recall(tmp_path, capsys):
+    """The keypoints_table1 layout at a tiny budget: one game, attention vs Transporter."""
+    pytest.importorskip("ale_py")
+    data = yaml.safe_load((shipped_grids()[0].parent / "keypoints_table1.yaml").read_text())
+    quiet = "--batch-size 4 --device cpu --no-progress"
+    data.update(
+        tasks=["atari:Berzerk"],
+        seeds=[0],
+        options={"k": 3, "frames": 6, "overlays": 2, "device": "cpu"},
+        setup=[
+            "collect --env {task} --frames 40 --out {setup}/frames --no-progress",
+            f"pretrain-attention {{setup}}/frames --steps 2 --out {{setup}}/attention {quiet}",
+            "pretrain-transporter {setup}/frames --keypoints 3 --steps 2 "
+            f"--out {{setup}}/transporter {quiet}",
+        ],
+    )
+    grid = tmp_path / "keypoints.yaml"
+    grid.write_text(yaml.safe_dump(data))
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", str(grid), "--out", str(sweep), "--workers", "2"]) == 0
+    assert "2 ok" in capsys.readouterr().out
+    assert main(["report", str(sweep), "--out", str(tmp_path / "report")]) == 0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "Keypoints: precision / recall" in markdown
+    assert "| game | attention | transporter |" in markdown
+    assert "| atari:Berzerk |" in markdown
+    assert "__00000.png" in markdown  # overlays shown under Keypoints

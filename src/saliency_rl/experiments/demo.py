@@ -90,7 +90,7 @@ class DemoConfig:
     """Saliency predictor: unet (fast) or picanet."""
     predictor_size: str = "small"
     """Named size of the predictor network (small, or tiny for tests)."""
-    predictor_steps: int = 150
+    predictor_steps: int = 100
     """Optimiser steps of the predictor (saliency.fit default: 1500 for the U-Net)."""
     predictor_batch: int = 8
     """Augmented frames per predictor step."""
@@ -103,15 +103,15 @@ class DemoConfig:
     )
     """MultiMAE config fields to change; the CPU demo halves ViSaRL's width and depth so
     pretraining fits its budget (about 6x faster a step)."""
-    pretrain_steps: int = 150
+    pretrain_steps: int = 100
     """MultiMAE pretraining steps (ViSaRL-style full run: 10,000)."""
     pretrain_batch: int = 32
     """Frames per pretraining step."""
     sac_preset: str = "visarl"
     """SAC hyperparameter preset (ViSaRL Table VI); the fields below override it."""
-    sac_steps: int = 1500
+    sac_steps: int = 1000
     """SAC agent steps (ViSaRL DMC: 100k)."""
-    sac_init_steps: int = 500
+    sac_init_steps: int = 300
     """Random-action steps before SAC updates."""
     sac_batch: int = 64
     """SAC batch size (ViSaRL: 128)."""
@@ -119,7 +119,7 @@ class DemoConfig:
     """Width of the actor and critic hidden layers (ViSaRL: 1024)."""
     sac_hidden_layers: int = 2
     """Hidden layers of the actor and critic (ViSaRL: 3)."""
-    eval_episodes: int = 4
+    eval_episodes: int = 3
     """Episodes of each evaluation (clean, distractor)."""
     distractor: str = "color_hard"
     """Distractor of the robustness evaluation (our own sets: color_easy, color_hard,

@@ -85,6 +85,95 @@ class Run:
         return self.path.name
 
 
+@dataclass
+class KeypointRun:
+    """A ``saliency-rl keypoints`` output directory (keypoints.json, overlays/)."""
+
+    path: Path
+    task: str
+    method: str
+    seed: Any
+    k: int
+    threshold: float
+    precision: float | None
+    recall: float | None
+    overlays: list[Path] = field(default_factory=list)
+
+
+def find_keypoint_runs(paths: Iterable[str | Path], max_depth: int = 4) -> list[KeypointRun]:
+    """Every directory with a keypoints.json (``saliency-rl keypoints --out DIR``)."""
+    found: dict[Path, KeypointRun] = {}
+    for root in paths:
+        for directory in _walk(Path(root), max_depth):
+            report = _read_json(directory / "keypoints.json")
+            if not isinstance(report, dict):
+                continue
+            label = _read_json(directory / "sweep_run.json")
+            label = label if isinstance(label, dict) else {}
+            metrics = report.get("metrics") or {}
+            game = report.get("game")
+            found.setdefault(
+                directory.resolve(),
+                KeypointRun(
+                    path=directory,
+                    task=str(label.get("task") or (f"atari:{game}" if game else directory.name)),
+                    method=str(label.get("method") or report.get("kind")),
+                    seed=label.get("seed"),
+                    k=int(report.get("k", 0)),
+                    threshold=float(report.get("threshold", 0.0)),
+                    precision=metrics.get("precision"),
+                    recall=metrics.get("recall"),
+                    overlays=sorted((directory / "overlays").glob("*.png"))[:4],
+                ),
+            )
+    return sorted(found.values(), key=lambda r: (r.task, r.method, str(r.seed)))
+
+
+def keypoint_table_markdown(runs: Sequence[KeypointRun]) -> tuple[str, str]:
+    """(Markdown, HTML) of precision / recall, rows games, columns methods, mean over seeds
+    (the layout of Wu et al. 2021, Table 1); the best precision of a row in bold."""
+    groups: dict[tuple[str, str], list[KeypointRun]] = defaultdict(list)
+    for r in runs:
+        if r.precision is not None:
+            groups[(r.task, r.method)].append(r)
+    tasks = sorted({t for t, _ in groups})
+    methods = sorted({m for _, m in groups})
+    md = ["| game | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    rows_html = []
+    for task in tasks:
+        cells = {}
+        for m in methods:
+            group = groups.get((task, m))
+            if group:
+                p = float(np.mean([r.precision for r in group]))
+                r_ = float(np.mean([r.recall for r in group]))
+                cells[m] = (p, f"{p:.2f} / {r_:.2f}")
+        top = max((c[0] for c in cells.values()), default=None)
+        bold = {m for m, c in cells.items() if c[0] == top} if len(cells) > 1 else set()
+        texts = [
+            (f"**{cells[m][1]}**" if m in bold else cells[m][1]) if m in cells else "–"
+            for m in methods
+        ]
+        md.append(f"| {task} | " + " | ".join(texts) + " |")
+        tds = "".join(
+            (
+                f'<td class="best"><b>{cells[m][1]}</b></td>'
+                if m in bold
+                else f"<td>{cells[m][1]}</td>"
+            )
+            if m in cells
+            else "<td>–</td>"
+            for m in methods
+        )
+        rows_html.append(f"<tr><th>{html.escape(task)}</th>{tds}</tr>")
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    table = (
+        f'<table class="results" data-condition="keypoints"><thead><tr><th>game</th>{head}'
+        f"</tr></thead><tbody>{''.join(rows_html)}</tbody></table>"
+    )
+    return "\n".join(md), table
+
+
 def find_runs(paths: Iterable[str | Path], max_depth: int = 4) -> list[Run]:
     """Every run directory (one with ``config.json`` naming an ``algo``) under ``paths``."""
     found: dict[Path, Run] = {}
@@ -128,11 +217,13 @@ def read_run(directory: str | Path) -> Run | None:
     config = _read_json(directory / "config.json")
     if not isinstance(config, dict) or "algo" not in config or "env" not in config:
         return None
+    label = _read_json(directory / "sweep_run.json")  # a sweep's own column label
+    label = label if isinstance(label, dict) else {}
     run = Run(
         path=directory,
         config=config,
         task=str(config["env"]),
-        method=str(config.get("method") or _method_from(config)),
+        method=str(label.get("method") or config.get("method") or _method_from(config)),
         seed=config.get("seed"),
     )
     evaluation = _read_json(directory / "eval.json")
@@ -235,9 +326,15 @@ class Table:
     methods: list[str]
     cells: dict[tuple[str, str], tuple[float, float, int]]
 
-    def best(self, task: str) -> str | None:
-        values = {m: self.cells[(task, m)][0] for m in self.methods if (task, m) in self.cells}
-        return max(values, key=values.get) if len(values) > 1 else None
+    def best(self, task: str) -> set[str]:
+        """Methods with the row's highest mean (as shown, to 0.1); none when all are equal."""
+        values = {
+            m: round(self.cells[(task, m)][0], 1) for m in self.methods if (task, m) in self.cells
+        }
+        if len(set(values.values())) < 2:
+            return set()
+        top = max(values.values())
+        return {m for m, v in values.items() if v == top}
 
     def text(self, task: str, method: str) -> str:
         if (task, method) not in self.cells:
@@ -306,7 +403,7 @@ def table_markdown(table: Table) -> str:
     for task in table.tasks:
         best = table.best(task)
         cells = [
-            f"**{table.text(task, m)}**" if m == best else table.text(task, m)
+            f"**{table.text(task, m)}**" if m in best else table.text(task, m)
             for m in table.methods
         ]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
@@ -320,7 +417,7 @@ def table_html(table: Table) -> str:
         best = table.best(task)
         cells = "".join(
             f'<td class="best"><b>{html.escape(table.text(task, m))}</b></td>'
-            if m == best
+            if m in best
             else f"<td>{html.escape(table.text(task, m))}</td>"
             for m in table.methods
         )
@@ -383,6 +480,8 @@ def _section_of(path: Path) -> str:
     name = path.name.lower()
     if path.parent.name == "reconstructions":
         return "MultiMAE reconstructions"
+    if "policy" in name:  # the maps a policy used, as it acted
+        return "Policy rollouts"
     for title, words in FIGURE_SECTIONS:
         if any(word in name for word in words):
             return title
@@ -426,7 +525,8 @@ def write_report(
     """
     paths = [Path(p) for p in paths]
     runs = find_runs(paths)
-    if not runs:
+    keypoint_runs = find_keypoint_runs(paths)
+    if not runs and not keypoint_runs:
         raise ReportError(
             f"no runs under {', '.join(map(str, paths))}: a run directory has a config.json "
             "with 'algo' and 'env' (written by saliency-rl train ...)"
@@ -438,6 +538,8 @@ def write_report(
     body: list[str] = []
     finished = sum(FINAL in r.results for r in runs)
     summary = f"{len(runs)} runs ({finished} finished) from {', '.join(str(p) for p in paths)}"
+    if keypoint_runs:
+        summary += f"; {len(keypoint_runs)} keypoint evaluations"
     md += [summary, ""]
     body.append(f'<p class="summary">{html.escape(summary)}</p>')
 
@@ -449,7 +551,18 @@ def write_report(
     md += ["## Results", ""]
     body.append("<h2>Results</h2>")
     all_tables = tables(runs)
-    if not all_tables:
+    if keypoint_runs:
+        ks = sorted({r.k for r in keypoint_runs})
+        thresholds = sorted({r.threshold for r in keypoint_runs})
+        title = (
+            f"Keypoints: precision / recall against the RAM's objects (k = "
+            f"{', '.join(map(str, ks))}; match within {', '.join(f'{t:g}' for t in thresholds)} "
+            "pixels of 84x84; mean over seeds)"
+        )
+        table_md, table_page = keypoint_table_markdown(keypoint_runs)
+        md += [f"### {title}", "", table_md, ""]
+        body.append(f"<h3>{html.escape(title)}</h3>{table_page}")
+    if not all_tables and not keypoint_runs:
         md += ["No run has an evaluation yet (eval.json).", ""]
         body.append("<p>No run has an evaluation yet (eval.json).</p>")
     for table in all_tables:
@@ -479,10 +592,13 @@ def write_report(
         body.append("</div>")
 
     # Figures, grouped by what they show
-    sections: dict[str, list[tuple[Run, Path]]] = defaultdict(list)
+    sections: dict[str, list[tuple[Any, Path]]] = defaultdict(list)
     for r in runs:
         for figure in r.figures:
             sections[_section_of(figure)].append((r, figure))
+    for kr in keypoint_runs:
+        for overlay in kr.overlays:
+            sections["Keypoints"].append((kr, overlay))
     order = [t for t, _ in FIGURE_SECTIONS] + [OTHER_FIGURES]
     for section in order:
         if section not in sections:
@@ -491,9 +607,10 @@ def write_report(
         body.append(f'<h2>{html.escape(section)}</h2><div class="grid">')
         for r, figure in sections[section]:
             data = figure.read_bytes()
-            copy = images / f"{_slug(r.name)}__{_slug(figure.name)}"
+            name = r.path.name
+            copy = images / f"{_slug(name)}__{_slug(figure.name)}"
             atomic_write_bytes(copy, lambda h, data=data: h.write(data))
-            caption = f"{r.name}: {figure.name}"
+            caption = f"{name}: {figure.name}"
             md += [f"![{caption}](images/{copy.name})", f"*{caption}*", ""]
             body.append(
                 f'<figure><img alt="{html.escape(caption)}" src="{_data_uri(data, figure.suffix)}">'

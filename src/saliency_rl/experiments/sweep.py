@@ -60,11 +60,14 @@ from saliency_rl.errors import SaliencyRLError
 GRIDS_DIR = Path(__file__).parent / "grids"
 LOG_FILE = "sweep.log"
 SUMMARY_FILE = "sweep.json"
+RUN_LABEL_FILE = "sweep_run.json"
+"""Written into each run: the grid's method label, which ``report`` uses as the column."""
 PYTHON = "{python}"
 """argv[0] placeholder: the Python of whichever machine runs the command (Ray nodes)."""
 GRID_KEYS = {
     "name", "description", "hardware", "command", "task_option", "tasks", "methods", "seeds",
-    "options", "vary", "resources", "prepare", "setup", "evaluate", "paper",
+    "options", "vary", "resources", "prepare", "setup", "evaluate", "paper", "done_file",
+    "no_progress",
 }  # fmt: skip
 METHOD_KEYS = {"command", "options", "resources"}
 LOG_TAIL = 15
@@ -91,9 +94,11 @@ class RunSpec:
     num_cpus: float = 1
     num_gpus: float = 0
     evaluate: list[str] = field(default_factory=list)
+    done_file: str = "eval.json"
+    """The file a finished run has (training runs: eval.json; keypoints: keypoints.json)."""
 
     def finished(self) -> bool:
-        if not (self.run_dir / "eval.json").is_file():
+        if not (self.run_dir / self.done_file).is_file():
             return False
         return all((self.run_dir / f"eval_{d}.json").is_file() for d in self.evaluate)
 
@@ -186,6 +191,8 @@ def expand_grid(data: Any, out: str | Path | None = None, path: Path | None = No
     resources = _resources(data.get("resources") or {}, f"{where}: resources")
     evaluate = [str(d) for d in _list(data.get("evaluate") or [], f"{where}: evaluate")]
     task_option = data.get("task_option", "env")
+    done_file = str(data.get("done_file") or "eval.json")
+    no_progress = data.get("no_progress", True)
     setup_lines = [
         _words(line, f"{where}: setup") for line in _list(data.get("setup") or [], "setup")
     ]
@@ -220,12 +227,13 @@ def expand_grid(data: Any, out: str | Path | None = None, path: Path | None = No
                     name_ = f"{key}__{slug(label)}{suffix}__{seed}"
                     run_dir = out / "runs" / name_
                     fill = {**values, "method": label, "seed": str(seed)}
-                    argv = list(method.get("command") or command)
+                    argv = [_fill(w, fill, where) for w in method.get("command") or command]
                     if task_option:
                         argv += [f"--{task_option}", task]
                     merged = {**options, **method["options"], **combo}
                     argv += _options_argv(merged, fill, where)
-                    argv += ["--out", str(run_dir), "--seed", str(seed), "--no-progress"]
+                    argv += ["--out", str(run_dir), "--seed", str(seed)]
+                    argv += ["--no-progress"] if no_progress else []
                     request = {**resources, **method.get("resources", {})}
                     runs.append(
                         RunSpec(
@@ -233,6 +241,7 @@ def expand_grid(data: Any, out: str | Path | None = None, path: Path | None = No
                             run_dir=run_dir, setup=key if setup_lines else "",
                             num_cpus=request.get("num_cpus", 1),
                             num_gpus=request.get("num_gpus", 0), evaluate=evaluate,
+                            done_file=done_file,
                         )
                     )  # fmt: skip
     names = [r.name for r in runs]
@@ -375,12 +384,18 @@ class Outcome:
 
 
 def execute(
-    commands: Sequence[Sequence[str]], log_path: str, threads: int, extra_env: Mapping[str, str]
+    commands: Sequence[Sequence[str]],
+    log_path: str,
+    threads: int,
+    extra_env: Mapping[str, str],
+    markers: Sequence[str] | None = None,
 ) -> tuple[int, float]:
     """Run CLI command lines one after the other, appending their output to ``log_path``.
 
     Module level so Ray can ship it to a worker; ``{python}`` in argv[0] becomes the
-    worker's own interpreter. Returns (exit code of the first failure or 0, seconds).
+    worker's own interpreter. ``markers``: per command, a file written when it succeeds and
+    whose presence skips it (setups: a retry does not collect a dataset twice). Returns
+    (exit code of the first failure or 0, seconds).
     """
     env = {**os.environ, **extra_env}
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -388,7 +403,10 @@ def execute(
     start = time.perf_counter()
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        for argv in commands:
+        for index, argv in enumerate(commands):
+            marker = Path(markers[index]) if markers else None
+            if marker is not None and marker.is_file():
+                continue
             argv = [sys.executable if w == PYTHON else w for w in argv]
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             shown = shlex.join(["saliency-rl", *argv[3:]])
@@ -398,6 +416,9 @@ def execute(
             if code != 0:
                 log.write(f"==> exit code {code}\n".encode())
                 return code, time.perf_counter() - start
+            if marker is not None:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(stamp + "\n")
     return 0, time.perf_counter() - start
 
 
@@ -418,9 +439,14 @@ class _LocalPool:
         self.pool = ThreadPoolExecutor(max_workers=workers)
 
     def submit(
-        self, commands: list[list[str]], log: Path, spec_cpus: float, spec_gpus: float
+        self,
+        commands: list[list[str]],
+        log: Path,
+        spec_cpus: float,
+        spec_gpus: float,
+        markers: list[str] | None = None,
     ) -> Callable[[], tuple[int, float]]:
-        future = self.pool.submit(execute, commands, str(log), max(1, int(spec_cpus)), {})
+        future = self.pool.submit(execute, commands, str(log), max(1, int(spec_cpus)), {}, markers)
         return future.result
 
     def close(self) -> None:
@@ -445,10 +471,15 @@ class _RayPool:
         self.remote = ray.remote(execute)
 
     def submit(
-        self, commands: list[list[str]], log: Path, spec_cpus: float, spec_gpus: float
+        self,
+        commands: list[list[str]],
+        log: Path,
+        spec_cpus: float,
+        spec_gpus: float,
+        markers: list[str] | None = None,
     ) -> Callable[[], tuple[int, float]]:
         ref = self.remote.options(num_cpus=spec_cpus, num_gpus=spec_gpus).remote(
-            commands, str(log), max(1, int(spec_cpus)), {}
+            commands, str(log), max(1, int(spec_cpus)), {}, markers
         )
         return lambda: self.ray.get(ref)
 
@@ -483,7 +514,8 @@ def run_sweep(
         if grid.prepare and not marker.is_file():
             log = out / "prepare.log"
             echo(f"  prepare ... (log {log})")
-            code, seconds = pool.submit([_cli(a) for a in grid.prepare], log, cpus, 0)()
+            steps = [str(out / f".prepare_{i}_done") for i in range(len(grid.prepare))]
+            code, seconds = pool.submit([_cli(a) for a in grid.prepare], log, cpus, 0, steps)()
             if code != 0:
                 tail = _tail(log)
                 echo(f"  prepare: FAILED (exit {code}); last lines of {log}:\n{_indent(tail)}")
@@ -496,7 +528,8 @@ def run_sweep(
             if marker.is_file():
                 continue
             log = out / "setup" / f"{key}.log"
-            setup_waits[key] = pool.submit([_cli(a) for a in commands], log, cpus, 0)
+            steps = [str(out / "setup" / f".{key}_{i}_done") for i in range(len(commands))]
+            setup_waits[key] = pool.submit([_cli(a) for a in commands], log, cpus, 0, steps)
             echo(f"  setup {key} ... (log {log})")
         failed_setups = set()
         for key, wait in setup_waits.items():
@@ -517,6 +550,12 @@ def run_sweep(
 
         waits = []
         for run in grid.runs:
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(  # the grid's labels, for the report's table
+                run.run_dir / RUN_LABEL_FILE,
+                {"grid": grid.name, "task": run.task, "method": run.method, "seed": run.seed,
+                 "command": shlex.join(["saliency-rl", *run.argv])},
+            )  # fmt: skip
             if run.finished():
                 outcomes[run.name] = Outcome(run.name, "done", 0.0, str(run.run_dir / LOG_FILE))
                 continue
@@ -554,7 +593,7 @@ def _commands(run: RunSpec) -> tuple[list[list[str]], str]:
     """The command lines still to run for ``run``, and the status they earn."""
     commands: list[list[str]] = []
     status = "ok"
-    if not (run.run_dir / "eval.json").is_file():
+    if not (run.run_dir / run.done_file).is_file():
         if run.started():
             commands.append(_cli([*run.argv, "--resume"]))
             status = "resumed"
@@ -563,7 +602,7 @@ def _commands(run: RunSpec) -> tuple[list[list[str]], str]:
                 # Killed before its first checkpoint: nothing to resume; start afresh,
                 # keeping only the log.
                 for path in run.run_dir.iterdir():
-                    if path.name != LOG_FILE:
+                    if path.name not in (LOG_FILE, RUN_LABEL_FILE):
                         shutil.rmtree(path) if path.is_dir() else path.unlink()
             commands.append(_cli(run.argv))
     for distractor in run.evaluate:
@@ -581,9 +620,13 @@ def _final(run: RunSpec) -> str:
     import json
 
     try:
-        final = json.loads((run.run_dir / "eval.json").read_text()).get("final") or {}
+        result = json.loads((run.run_dir / run.done_file).read_text())
     except (OSError, ValueError):
         return ""
+    if isinstance(result.get("metrics"), dict):  # keypoints.json
+        m = result["metrics"]
+        return f"precision {m.get('precision', 0):.2f} recall {m.get('recall', 0):.2f}"
+    final = result.get("final") or {}
     if final.get("success_rate") is not None:
         return f"success {100 * final['success_rate']:.0f}%"
     value = final.get("return_mean", final.get("mean"))
