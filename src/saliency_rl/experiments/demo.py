@@ -177,8 +177,8 @@ DEMO_PRESETS: dict[str, DemoConfig] = {
     ),
     # Seconds: every stage runs for real on a handful of frames (tests, smoke runs).
     "tiny": DemoConfig(
-        episode_length=12,
-        collect_episodes=2,
+        episode_length=6,  # SAC's 12 steps make 2 episodes: a learning curve of 2 points
+        collect_episodes=3,
         predictor_size="tiny",
         predictor_steps=3,
         predictor_batch=4,

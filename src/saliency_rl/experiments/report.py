@@ -231,7 +231,8 @@ def read_run(directory: str | Path) -> Run | None:
         final = _normalise(evaluation.get("final"))
         if final is not None:
             run.results[FINAL] = final
-        run.curve = _history_curve(evaluation.get("history") or [])
+        history = _history_curve(evaluation.get("history") or [])
+        run.curve = history if len(history) >= 2 else []  # one point is no curve
     for path in sorted(directory.glob("eval_*.json")):
         result = _normalise(_read_json(path))
         if result is not None:
@@ -284,7 +285,7 @@ def _history_curve(history: Sequence[Any]) -> list[tuple[float, float]]:
 
 def _metrics_curve(path: Path) -> tuple[list[tuple[float, float]], str]:
     """Evaluation returns from metrics.csv, else the training returns (episode_return,
-    score_mean), else nothing."""
+    score_mean), whichever has at least two points; else nothing."""
     if not path.is_file():
         return [], "evaluation return"
     with path.open(newline="") as handle:
@@ -299,7 +300,7 @@ def _metrics_curve(path: Path) -> tuple[list[tuple[float, float]], str]:
             for r in rows
             if r.get(column) not in (None, "") and r.get("step") not in (None, "")
         ]
-        if points:
+        if len(points) >= 2:  # a curve: evaluations if there were several, else training
             return sorted(points), label
     return [], "evaluation return"
 
