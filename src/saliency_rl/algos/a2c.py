@@ -42,7 +42,7 @@ PRETRAINED_MODES = ("frozen", "universal", "transfer")  # a fixed module from a 
 # ---------------------------------------------------------------------- configuration
 @dataclass
 class A2CConfig:
-    """Hyperparameters of an A2C run; the defaults are preset ``wu2021``."""
+    """Hyperparameters of an A2C or ACKTR run; the defaults are preset ``wu2021`` (A2C)."""
 
     algo: str = "a2c"
     """``a2c`` (RMSprop) or ``acktr`` (K-FAC natural gradient, algos.kfac); see ALGOS."""
