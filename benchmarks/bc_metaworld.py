@@ -342,7 +342,7 @@ def table(result: dict) -> str:
         lines += [
             f"### {condition} (first {k} evaluation episodes of every run)",
             "",
-            "| task | MultiMAE rgb | MultiMAE rgb+saliency | seeds (rgb / rgb+s) | ratio (goal >= 1.5x) |",
+            "| task | MultiMAE rgb | MultiMAE rgb+saliency | seed ids (rgb / rgb+s) | ratio (goal >= 1.5x) |",
             "|---|---:|---:|---|---:|",
         ]
         for task in [*TASKS, "all"]:
@@ -351,7 +351,7 @@ def table(result: dict) -> str:
                 picked = [r for r in here if r["mode"] == mode and task in ("all", r["task"])]
                 if not picked:
                     cells.append("not run")
-                    counts.append("0")
+                    counts.append("-")
                     rates[mode] = None
                     continue
                 pairs = [matched[here.index(r)] for r in picked]
@@ -369,6 +369,38 @@ def table(result: dict) -> str:
             lines.append(f"| {name} | {cells[0]} | {cells[1]} | {' / '.join(counts)} | {ratio} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def paper_comparison(result: dict) -> str:
+    """Pooled successes over tasks (clean, matched episodes) beside ViSaRL's Table V."""
+    here = [r for r in result["runs"] if r["condition"] == "clean"]
+    (a, b), (c, d) = PAPER["rgb"], PAPER["rgb+saliency"]
+    lines = [
+        f"- ViSaRL Table V (real robot, 4 tasks x 10 trials): MultiMAE rgb {a}/{b} ({a / b:.0%}), "
+        f"rgb+saliency {c}/{d} ({c / d:.0%}): {c / d / (a / b):.2f}x."
+    ]
+    if here:
+        k, matched = _matched(here)
+        pooled = {}
+        for mode in MODES:
+            pairs = [matched[i] for i, r in enumerate(here) if r["mode"] == mode]
+            pooled[mode] = (sum(p[0] for p in pairs), sum(p[1] for p in pairs))
+        (wa, ta), (wb, tb) = pooled["rgb"], pooled["rgb+saliency"]
+        if ta and tb:
+            ratio = (wb / tb) / (wa / ta) if wa else float("inf")
+            verdict = "met" if ratio >= 1.5 else f"missed (by {1.5 - ratio:.2f}x)"
+            lines.append(
+                f"- here (simulation, clean, first {k} episodes of every run): rgb {wa}/{ta} "
+                f"({wa / ta:.0%}), rgb+saliency {wb}/{tb} ({wb / tb:.0%}): {ratio:.2f}x; "
+                f"goal >= 1.5x {verdict}."
+            )
+    return "\n".join(lines)
+
+
+def notes(out: Path) -> str:
+    """Hand-written discussion of the figures, kept beside the results (if any)."""
+    path = out / "bc_metaworld.notes.md"
+    return "\n" + path.read_text() if path.exists() else ""
 
 
 def predictor_text(result: dict) -> str:
@@ -435,13 +467,17 @@ def write_results(out: Path, result: dict) -> None:
 - seeds: {s["seeds"]}; conditions: {", ".join(s["distractors"])} (our own distractor sets, saliency_rl.envs.distractors)
 - paper (real robot, Table V): {paper}; goal: rgb+saliency >= 1.5x rgb
 
-## Success rate (mean +- std over seeds)
+## Successes / trials (pooled over tasks and seeds where a row says all)
 
 {table(result)}
+## Comparison with the paper
+
+{paper_comparison(result)}
+
 ## What was reduced, and why
 
 {reductions(result)}
-"""
+{notes(out)}"""
     atomic_write_bytes(out / "bc_metaworld.md", lambda handle: handle.write(text.encode()))
 
 
