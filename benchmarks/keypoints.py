@@ -211,6 +211,14 @@ def write_markdown(report: dict, path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
+def _command(argv: list[str]) -> str:
+    """The command line, with the free texts of --budget-note and --notes shown as TEXT."""
+    shown = []
+    for i, word in enumerate(argv):
+        shown.append("TEXT" if i and argv[i - 1] in ("--budget-note", "--notes") else word)
+    return "python " + " ".join(shown)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="datasets, one folder per game")
@@ -233,7 +241,7 @@ def main() -> None:
     previous = json.loads(json_path.read_text()) if args.resume and json_path.exists() else {}
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(sys.argv),
+        "command": _command(sys.argv),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "versions": f"python {platform.python_version()}, torch {torch.__version__}, "
         f"ale-py {version('ale-py')}, saliency-rl {version('saliency-rl')}",
