@@ -34,6 +34,8 @@ from saliency_rl.checkpoint import is_checkpoint, load_checkpoint
 from saliency_rl.data.atomic import atomic_write_json
 from saliency_rl.errors import CheckpointError, DatasetError
 from saliency_rl.models.keypoints import (
+    ATARI_CNN_FIELD,
+    ATARI_CNN_STRIDE,
     KeypointError,
     attention_keypoints,
     precision_recall,
@@ -213,7 +215,14 @@ def draw_overlay(
     picture = cv2.resize(grey, size, interpolation=cv2.INTER_NEAREST)
     picture = np.repeat(picture[..., None], 3, -1).astype(np.float32)
     if mask is not None:
-        heat = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+        # Each 7x7 cell drawn as the 8x8 pixels around its receptive-field centre (8j + 17.5,
+        # where its keypoint lands): the mask covers the central 56x56 pixels of the frame.
+        inner = mask.shape[-1] * ATARI_CNN_STRIDE * scale
+        start = round((ATARI_CNN_FIELD - ATARI_CNN_STRIDE) / 2 * scale)
+        heat = np.zeros(picture.shape[:2], np.float32)
+        heat[start : start + inner, start : start + inner] = cv2.resize(
+            mask.astype(np.float32), (inner, inner), interpolation=cv2.INTER_LINEAR
+        )
         picture = picture * (1 - 0.5 * heat[..., None]) + 0.5 * heat[..., None] * np.array(
             [255, 0, 0], np.float32
         )

@@ -233,6 +233,8 @@ def precision_recall(
 
 
 __all__ = [
+    "ATARI_CNN_FIELD",
+    "ATARI_CNN_STRIDE",
     "KeypointError",
     "Peaks",
     "attention_keypoints",
