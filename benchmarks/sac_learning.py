@@ -50,6 +50,7 @@ def action_repeat(task: str, preset: str) -> int:
 
 
 def cells(args: argparse.Namespace) -> list[dict]:
+    """Every run of the grid, seed 0 of every cell first: a grid cut short still compares."""
     out = []
     for task in args.tasks:
         steps = max(1, args.frames // action_repeat(task, args.preset))
@@ -64,7 +65,7 @@ def cells(args: argparse.Namespace) -> list[dict]:
                     dict(task=task, encoder=encoder, mode=mode, aux=aux, seed=seed,
                          steps=steps, label=label, run=Path(args.runs) / name)
                 )  # fmt: skip
-    return out
+    return sorted(out, key=lambda c: c["seed"])
 
 
 def command(cell: dict, args: argparse.Namespace) -> list[str]:
@@ -186,13 +187,16 @@ def report(all_cells: list[dict], args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    when = (
+        f"every {args.eval_every} agent steps and at the end" if args.eval_every else "at the end"
+    )
     anchors = "\n".join(f"- {task}: {text}" for task, text in ANCHORS.items())
     md = f"""# SAC learning grid: final returns (mean ± std over seeds)
 
 Budget: {args.frames} simulator frames per run (agent steps = frames / action repeat),
 SAC preset `{args.preset}`, {args.frame_stack or 1} stacked frame(s), random steps
 {args.init_steps if args.init_steps is not None else "of the preset"}, evaluation:
-{args.eval_episodes} deterministic episodes every {args.eval_every} agent steps and at the end.
+{args.eval_episodes} deterministic episodes {when}. Std is over seeds (0 with one seed).
 Rows of runs that had not finished show the last evaluation reached, and say so.
 
 | task | method | return | success | runs |
