@@ -135,6 +135,12 @@ def final_of(cell: dict) -> dict | None:
     return result
 
 
+def reached(cell: dict) -> int:
+    """The agent step of a run's latest checkpoint (0 if it has none)."""
+    config = cell["run"] / "checkpoints" / "latest" / "config.json"
+    return int(json.loads(config.read_text())["step"]) if config.exists() else 0
+
+
 def report(all_cells: list[dict], args: argparse.Namespace) -> None:
     groups: dict[tuple[str, str], list[dict]] = {}
     for cell in all_cells:
@@ -142,7 +148,7 @@ def report(all_cells: list[dict], args: argparse.Namespace) -> None:
     lines, table = [], []
     for (task, label), members in groups.items():
         finals = [(c, final_of(c)) for c in members]
-        done = [f for _, f in finals if f is not None]
+        done = [f for _, f in finals if f is not None and f.get("finished")]
         returns = [f["return_mean"] for f in done]
         success = [f["success_rate"] for f in done if "success_rate" in f]
         finished = sum(bool(f.get("finished")) for f in done)
@@ -168,9 +174,11 @@ def report(all_cells: list[dict], args: argparse.Namespace) -> None:
         ret = (f"{entry['return_mean']:.1f} ± {entry['return_std']:.1f}"
                if returns else "-")  # fmt: skip
         succ = f"{entry['success_rate_mean']:.2f}" if success else "-"
-        status = (f"{finished}/{len(members)} finished" if finished == len(members)
-                  else f"**{finished}/{len(members)} finished; unfinished at steps "
-                  f"{[f.get('step') for _, f in finals if f and not f.get('finished')]}**")  # fmt: skip
+        unfinished = [reached(c) for c, f in finals if not (f and f.get("finished"))]
+        status = f"{finished}/{len(members)} finished"
+        if unfinished:  # the table counts only finished runs' final evaluations
+            status = f"**{status}; not finished (agent step reached of {members[0]['steps']}): {unfinished}**"
+        entry["unfinished_steps_reached"] = unfinished
         lines.append(f"| {task} | {label} | {ret} | {succ} | {status} |")
     result = {
         "benchmark": "sac_learning",
@@ -197,7 +205,8 @@ Budget: {args.frames} simulator frames per run (agent steps = frames / action re
 SAC preset `{args.preset}`, {args.frame_stack or 1} stacked frame(s), random steps
 {args.init_steps if args.init_steps is not None else "of the preset"}, evaluation:
 {args.eval_episodes} deterministic episodes {when}. Std is over seeds (0 with one seed).
-Rows of runs that had not finished show the last evaluation reached, and say so.
+Only finished runs count in a row; runs that had not finished are listed with the step
+they reached.
 
 | task | method | return | success | runs |
 |---|---|---|---|---|
