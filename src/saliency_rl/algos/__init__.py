@@ -1,6 +1,10 @@
-"""Reinforcement-learning algorithms: A2C with self-supervised attention (Wu et al. 2021).
+"""Policy learning: A2C / ACKTR with self-supervised attention (Wu et al. 2021), SAC from
+pixels with RAD and CURL (ViSaRL's online RL), behaviour cloning with an LSTM (ViSaRL's
+imitation).
 
-``from saliency_rl.algos import train_a2c`` imports torch and the trainer lazily.
+``from saliency_rl.algos import train_sac`` imports torch and the trainer lazily. Every
+trainer module ``<algo>_trainer`` has ``train_<algo>``, ``resume_<algo>`` and
+``load_policy(run_dir)`` (what ``saliency-rl evaluate`` calls).
 """
 
 from __future__ import annotations
@@ -16,6 +20,16 @@ __all__ = [
     "evaluate_a2c",
     "resume_a2c",
     "train_a2c",
+    "SACConfig",
+    "SACAgent",
+    "sac_config",
+    "train_sac",
+    "resume_sac",
+    "BCConfig",
+    "BCPolicyNet",
+    "train_bc",
+    "resume_bc",
+    "KFAC",
 ]
 
 _WHERE = {
@@ -27,6 +41,16 @@ _WHERE = {
     "evaluate_a2c": "a2c_trainer",
     "resume_a2c": "a2c_trainer",
     "train_a2c": "a2c_trainer",
+    "SACConfig": "sac",
+    "SACAgent": "sac",
+    "sac_config": "sac",
+    "train_sac": "sac_trainer",
+    "resume_sac": "sac_trainer",
+    "BCConfig": "bc",
+    "BCPolicyNet": "bc",
+    "train_bc": "bc_trainer",
+    "resume_bc": "bc_trainer",
+    "KFAC": "kfac",
 }
 
 
