@@ -155,7 +155,9 @@ class DemoConfig:
 
 
 DEMO_PRESETS: dict[str, DemoConfig] = {
-    # About 8 minutes on 2 CPU cores shared with other jobs (load ~10), 3 when idle.
+    # Measured on 2 CPU cores shared with other jobs at load 7-26 (Nov 2026): about 1080
+    # CPU-seconds over all stages (predictor 170, MultiMAE 290, SAC 365, evaluation 180); wall
+    # time there 52 minutes. Probes at load ~3-10 suggest 6-8 minutes on 2 idle cores.
     "cpu": DemoConfig(),
     # ViSaRL's settings (Table VI and the released code): full MultiMAE (depth 4, width 256),
     # 10k pretraining steps at batch 64, 1500-step U-Net, SAC with 1024x3 heads, batch 128,
