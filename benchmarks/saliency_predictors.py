@@ -290,6 +290,8 @@ def main() -> None:
         # A killed benchmark goes on where it stopped: finished (task, model) pairs are kept.
         previous = json.loads(out_json.read_text())
         result["runs"] = previous["runs"]
+        result["label_10k"] = previous.get("label_10k", [])
+        result["models"] = [m for m in MODELS if m in set(previous["models"]) | set(args.models)]
         result["date"], result["machine"] = previous["date"], previous["machine"]
         result["command"] = previous["command"] + " (resumed: " + " ".join(sys.argv) + ")"
     done = {(r["task"], r["model"]) for r in result["runs"]}
@@ -307,8 +309,9 @@ def main() -> None:
                 flush=True,
             )
             out_json.write_text(json.dumps(result, indent=2) + "\n")
+    labelled = {b["model"] for b in result["label_10k"]}
     if "dmc:cartpole-swingup" in args.tasks:
-        for model in args.models:
+        for model in [m for m in args.models if m not in labelled]:
             result["label_10k"].append(run_big(model, args.work))
             print(f"10k labelling {model}: {result['label_10k'][-1]['seconds']:.1f} s", flush=True)
     out_json.write_text(json.dumps(result, indent=2) + "\n")
