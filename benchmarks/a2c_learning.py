@@ -87,6 +87,40 @@ def run_stage(job: tuple, args: argparse.Namespace) -> tuple:
     return job, code, time.perf_counter() - start
 
 
+# ---------------------------------------------------------------------- step 0
+def initial_evaluations(args: argparse.Namespace) -> dict:
+    """Each run's untrained policy, evaluated as the trainer evaluates (same initial weights:
+    torch.manual_seed(seed) before the network; same evaluation games): the step-0 point of
+    the curves. Cached in ROOT/initial_eval.json; computes only what is missing."""
+    import torch
+
+    from saliency_rl.algos.a2c import A2CAgent
+    from saliency_rl.algos.a2c_trainer import EVAL_SEED, evaluate_a2c
+    from saliency_rl.envs.atari_vector import make_atari_vector
+
+    path = Path(args.root) / "initial_eval.json"
+    done = json.loads(path.read_text()) if path.is_file() else {}
+    torch.set_num_threads(args.threads)
+    for mode in args.modes:
+        for seed in args.seeds:
+            key = f"{mode}/{seed}"
+            if key in done:
+                continue
+            env = make_atari_vector(f"atari:{GAME}", 1, backend="our", training=True)
+            actions = env.num_actions
+            env.close()
+            torch.manual_seed(seed)  # as the trainer, before it builds the network
+            agent = A2CAgent(actions, attention=mode)
+            result = evaluate_a2c(
+                agent, f"atari:{GAME}", episodes=args.eval_episodes, seed=EVAL_SEED + 1000 * seed
+            )
+            done[key] = {k: result[k] for k in ("mean", "std", "episodes", "scores")}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(done, indent=1) + "\n")
+            print(f"  step 0 {key}: {result['mean']:.0f}", flush=True)
+    return done
+
+
 # ---------------------------------------------------------------------- report
 def history(path: Path) -> dict[int, float]:
     """{step: mean score of the evaluation games} from the run's metrics.csv."""
@@ -144,6 +178,12 @@ def fps(path: Path) -> float | None:
 def report(args: argparse.Namespace, wall: float | None) -> dict:
     root = Path(args.root)
     curves = {m: {s: history(run_dir(root, m, s)) for s in args.seeds} for m in args.modes}
+    initial = root / "initial_eval.json"
+    if initial.is_file():  # step 0: the untrained policies (--initial-eval)
+        for key, value in json.loads(initial.read_text()).items():
+            mode, seed = key.split("/")
+            if mode in curves and int(seed) in curves[mode]:
+                curves[mode][int(seed)][0] = value["mean"]
     table = summarise(curves, args.modes, args.seeds)
     train = {m: {s: training_scores(run_dir(root, m, s)) for s in args.seeds} for m in args.modes}
     training_table = summarise(train, args.modes, args.seeds)
@@ -355,6 +395,11 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--report-only", action="store_true", help="only write the results")
     parser.add_argument(
+        "--initial-eval",
+        action="store_true",
+        help="first evaluate every run's untrained policy (the step-0 point; cached)",
+    )
+    parser.add_argument(
         "--note", action="append", default=[], help="a line for the results' execution notes"
     )
     parser.add_argument(
@@ -365,6 +410,8 @@ def main() -> None:
     args = parser.parse_args()
     Path(args.log_dir).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    if args.initial_eval:
+        initial_evaluations(args)
     if not args.report_only:
         root = Path(args.root)
         root.mkdir(parents=True, exist_ok=True)
