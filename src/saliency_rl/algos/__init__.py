@@ -30,6 +30,9 @@ __all__ = [
     "train_bc",
     "resume_bc",
     "KFAC",
+    "ACKTRAgent",
+    "train_acktr",
+    "resume_acktr",
 ]
 
 _WHERE = {
@@ -51,6 +54,9 @@ _WHERE = {
     "train_bc": "bc_trainer",
     "resume_bc": "bc_trainer",
     "KFAC": "kfac",
+    "ACKTRAgent": "a2c",
+    "train_acktr": "a2c_trainer",
+    "resume_acktr": "a2c_trainer",
 }
 
 
