@@ -43,6 +43,19 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def package_versions(*packages: str) -> dict[str, str]:
+    """Versions of saliency-rl, torch and ``packages`` (those installed), for config.json."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("saliency-rl", "torch", *packages):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
 def run_name(env_spec: str, method: str, seed: int, at: float | None = None) -> str:
     """``<env>__<method>__<seed>__<unix time>`` with ``:`` and other unsafe characters as ``-``."""
     env = _UNSAFE.sub("-", env_spec)

@@ -39,7 +39,6 @@ import math
 import sys
 import time
 from collections import deque
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saliency_rl import __version__
 from saliency_rl.algos.a2c import (
     PRETRAINED_MODES,
     A2CAgent,
@@ -74,6 +72,7 @@ from saliency_rl.runs import (
     RunError,
     create_run,
     now,
+    package_versions,
     read_json,
     run_name,
     write_json,
@@ -336,7 +335,7 @@ def train_a2c(
             "device": str(torch_device),
             "created": now(),
             "command": " ".join(sys.argv),
-            "versions": _versions(),
+            "versions": package_versions("ale-py", "gymnasium", "numpy"),
         },
     )
     return _Trainer(run_dir, spec, config, torch_device, module, progress).run()
@@ -478,16 +477,6 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> A2CP
     net.load_state_dict(weights)
     seed = int(config.get("a2c", {}).get("seed", 0))
     return A2CPolicy(net.to(torch_device), torch_device, seed)
-
-
-def _versions() -> dict[str, str]:
-    found = {"saliency-rl": __version__, "torch": torch.__version__}
-    for package in ("ale-py", "gymnasium", "numpy"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 # ---------------------------------------------------------------------- the loop

@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saliency_rl import __version__
 from saliency_rl.algos.bc import (
     BCConfig,
     BCPolicy,
@@ -69,6 +67,7 @@ from saliency_rl.runs import (
     RunError,
     create_run,
     now,
+    package_versions,
     read_json,
     run_name,
     write_json,
@@ -352,7 +351,7 @@ def train_bc(
             "device": str(torch_device),
             "created": now(),
             "command": " ".join(sys.argv),
-            "versions": _versions(),
+            "versions": package_versions("gymnasium", "numpy", "mujoco", "metaworld"),
         },
     )
     return _Trainer(run_dir, dataset, frozen, torch_device, progress).run()
@@ -464,16 +463,6 @@ def _action_bounds(spec: str, options: dict[str, Any]) -> tuple[list[float], lis
         return space.low.astype(float).tolist(), space.high.astype(float).tolist()
     finally:
         env.close()
-
-
-def _versions() -> dict[str, str]:
-    found = {"saliency-rl": __version__, "torch": torch.__version__}
-    for package in ("gymnasium", "numpy", "mujoco", "metaworld"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 # ---------------------------------------------------------------------- the loop

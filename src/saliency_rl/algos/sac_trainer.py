@@ -31,7 +31,6 @@ from __future__ import annotations
 import random
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saliency_rl import __version__
 from saliency_rl.algos.sac import (
     ENV_PRESETS,
     PixelObsEncoder,
@@ -67,6 +65,7 @@ from saliency_rl.runs import (
     RunError,
     create_run,
     now,
+    package_versions,
     read_json,
     run_name,
     write_json,
@@ -368,7 +367,7 @@ def train_sac(
             "device": str(torch_device),
             "created": now(),
             "command": " ".join(sys.argv),
-            "versions": _versions(),
+            "versions": package_versions("numpy", "gymnasium", "dm-control", "metaworld", "mujoco"),
         },
     )
     return _Trainer(run_dir, torch_device, progress, env=env, inputs=inputs).run()
@@ -416,16 +415,6 @@ def resume_sac(
     trainer = _Trainer(run_dir, resolve_device(device), progress)
     trainer.restore(checkpoint)
     return trainer.run()
-
-
-def _versions() -> dict[str, str]:
-    found = {"saliency-rl": __version__, "torch": torch.__version__}
-    for package in ("numpy", "gymnasium", "dm-control", "metaworld", "mujoco"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def _import_wandb() -> Any:
