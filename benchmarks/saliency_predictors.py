@@ -291,6 +291,7 @@ def main() -> None:
         previous = json.loads(out_json.read_text())
         result["runs"] = previous["runs"]
         result["label_10k"] = previous.get("label_10k", [])
+        result["notes"] = previous.get("notes", [])
         result["models"] = [m for m in MODELS if m in set(previous["models"]) | set(args.models)]
         result["date"], result["machine"] = previous["date"], previous["machine"]
         result["command"] = previous["command"] + " (resumed: " + " ".join(sys.argv) + ")"
