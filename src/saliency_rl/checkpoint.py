@@ -25,13 +25,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from saliency_rl.data.atomic import TMP_SUFFIX
 from saliency_rl.errors import CheckpointError
@@ -119,6 +120,37 @@ def load_checkpoint(
         raise CheckpointError(f"{directory / CONFIG_FILE} is damaged: not a JSON object")
     state_dict = _read_tensors(directory / WEIGHTS_FILE, device)
     return config, state_dict
+
+
+def load_module_checkpoint(
+    directory: str | Path,
+    model_name: str,
+    build: Callable[..., nn.Module],
+    how_to_make: str,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict]:
+    """Read a checkpoint whose config names ``model_name``: ``(build(**config["kwargs"]), config)``.
+
+    Args:
+        build: makes the empty module from the config's ``kwargs``.
+        how_to_make: the command that makes such a checkpoint, named in the error.
+
+    Raises:
+        CheckpointError: the directory is missing, damaged, or holds another model.
+    """
+    config, state_dict = load_checkpoint(directory, device)
+    if config.get("model") != model_name:
+        raise CheckpointError(
+            f"{directory} holds a {config.get('model', 'unknown')!r} checkpoint, not a "
+            f"{model_name}; make one with `{how_to_make}`"
+        )
+    module = build(**config.get("kwargs", {}))
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise CheckpointError(f"{directory} does not fit {model_name}: {first}") from None
+    return module.to(device), config
 
 
 def load_training_state(

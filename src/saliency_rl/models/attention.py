@@ -35,8 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from saliency_rl.checkpoint import load_checkpoint, save_checkpoint
-from saliency_rl.errors import CheckpointError
+from saliency_rl.checkpoint import load_module_checkpoint, save_checkpoint
 from saliency_rl.models.atari_cnn import (
     FEATURE_CHANNELS,
     FEATURE_SIZE,
@@ -216,16 +215,11 @@ def load_attention(
     Raises:
         CheckpointError: the directory is missing, damaged, or holds another model.
     """
-    config, state_dict = load_checkpoint(directory, device)
-    if config.get("model") != MODEL_NAME:
-        raise CheckpointError(
-            f"{directory} holds a {config.get('model', 'unknown')!r} checkpoint, not a "
-            f"{MODEL_NAME}; make one with `saliency-rl pretrain-attention DATASET --out DIR`"
-        )
-    module = SelfSupervisedAttention(**config.get("kwargs", {}))
-    try:
-        module.load_state_dict(state_dict)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise CheckpointError(f"{directory} does not fit {MODEL_NAME}: {first}") from None
-    return module.to(device), config
+    module, config = load_module_checkpoint(
+        directory,
+        MODEL_NAME,
+        SelfSupervisedAttention,
+        "saliency-rl pretrain-attention DATASET --out DIR",
+        device,
+    )
+    return module, config  # type: ignore[return-value]

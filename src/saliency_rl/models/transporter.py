@@ -34,8 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from saliency_rl.checkpoint import load_checkpoint, save_checkpoint
-from saliency_rl.errors import CheckpointError
+from saliency_rl.checkpoint import load_module_checkpoint, save_checkpoint
 from saliency_rl.models.atari_cnn import IMAGE_SIZE, scale_frames
 
 MODEL_NAME = "Transporter"
@@ -200,19 +199,14 @@ def load_transporter(
     Raises:
         CheckpointError: the directory is missing, damaged, or holds another model.
     """
-    config, state_dict = load_checkpoint(directory, device)
-    if config.get("model") != MODEL_NAME:
-        raise CheckpointError(
-            f"{directory} holds a {config.get('model', 'unknown')!r} checkpoint, not a "
-            f"{MODEL_NAME}; make one with `saliency-rl pretrain-transporter DATASET --out DIR`"
-        )
-    model = Transporter(**config.get("kwargs", {}))
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0]
-        raise CheckpointError(f"{directory} does not fit {MODEL_NAME}: {first}") from None
-    return model.to(device).eval(), config
+    model, config = load_module_checkpoint(
+        directory,
+        MODEL_NAME,
+        Transporter,
+        "saliency-rl pretrain-transporter DATASET --out DIR",
+        device,
+    )
+    return model.eval(), config  # type: ignore[return-value]
 
 
 __all__ = [
