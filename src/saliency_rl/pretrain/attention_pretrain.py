@@ -93,7 +93,7 @@ class AttentionPretrainConfig:
         return self
 
 
-class _Frames:
+class FramePairs:
     """The frames of one dataset, episodes concatenated: (F, 1, 84, 84) uint8."""
 
     def __init__(self, dataset: Dataset, max_gap: int) -> None:
@@ -124,7 +124,7 @@ class _Frames:
         return start + source, start + target
 
 
-def _open_atari_dataset(path: str | Path) -> tuple[Dataset, str]:
+def open_atari_dataset(path: str | Path) -> tuple[Dataset, str]:
     dataset = Dataset.open(path)
     spec = parse_spec(dataset.env_spec)
     if spec.suite != "atari":
@@ -178,9 +178,9 @@ def pretrain_attention(
         raise RunError(
             f"{out_dir} exists and is not empty: choose another --out for the attention checkpoint"
         )
-    opened = [_open_atari_dataset(p) for p in paths]
+    opened = [open_atari_dataset(p) for p in paths]
     torch_device = resolve_device(device)
-    frames = [_Frames(dataset, config.max_gap) for dataset, _ in opened]
+    frames = [FramePairs(dataset, config.max_gap) for dataset, _ in opened]
     games = list(dict.fromkeys(game for _, game in opened))
     provenance: dict[str, Any] = {
         "games": games,
@@ -220,7 +220,7 @@ def pretrain_attention(
         mininterval=1.0,
     )
     for step in bar:
-        source, target = _batch(frames, config.batch_size, rng, torch_device)
+        source, target = sample_pair_batch(frames, config.batch_size, rng, torch_device)
         loss, metrics = module.loss(
             source, target, threshold=config.threshold, sparsity=config.sparsity
         )
@@ -248,8 +248,8 @@ def pretrain_attention(
     return out_dir
 
 
-def _batch(
-    frames: list[_Frames], batch_size: int, rng: np.random.Generator, device: torch.device
+def sample_pair_batch(
+    frames: list[FramePairs], batch_size: int, rng: np.random.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(source, target) uint8 (B, 1, 84, 84): datasets equally often, then pairs in each."""
     which = rng.integers(len(frames), size=batch_size)

@@ -32,7 +32,11 @@ from saliency_rl import __version__
 from saliency_rl.checkpoint import is_checkpoint, load_checkpoint, load_training_state
 from saliency_rl.devices import resolve_device
 from saliency_rl.models.transporter import Transporter, save_transporter
-from saliency_rl.pretrain.attention_pretrain import _batch, _Frames, _open_atari_dataset
+from saliency_rl.pretrain.attention_pretrain import (
+    FramePairs,
+    open_atari_dataset,
+    sample_pair_batch,
+)
 from saliency_rl.runs import METRICS_FILE, MetricsLog, RunError, now
 
 METRIC_COLUMNS = ("step", "time", "pairs_per_s", "transporter_loss")
@@ -135,8 +139,8 @@ def pretrain_transporter(
     elif out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RunError(f"{out_dir} exists and is not empty: choose another --out, or --resume")
 
-    opened = [_open_atari_dataset(p) for p in paths]
-    frames = [_Frames(dataset, config.max_gap) for dataset, _ in opened]
+    opened = [open_atari_dataset(p) for p in paths]
+    frames = [FramePairs(dataset, config.max_gap) for dataset, _ in opened]
     games = list(dict.fromkeys(game for _, game in opened))
     provenance: dict[str, Any] = {
         "games": games,
@@ -183,7 +187,7 @@ def pretrain_transporter(
         mininterval=1.0,
     )
     for step in bar:
-        source, target = _batch(frames, config.batch_size, rng, torch_device)
+        source, target = sample_pair_batch(frames, config.batch_size, rng, torch_device)
         loss, metrics = model.loss(source, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
