@@ -86,6 +86,7 @@ def sb3_loop(seed: int = 0):
     import gymnasium as gym
     from stable_baselines3 import A2C
     from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import VecFrameStack
 
@@ -130,6 +131,8 @@ def sb3_loop(seed: int = 0):
         seed=seed,
         verbose=0,
     )
+    # An empty Logger: SB3's default one makes a folder under /tmp at every learn().
+    model.set_logger(Logger(folder=None, output_formats=[]))
     first = [True]
 
     def run(steps: int) -> float:

@@ -89,7 +89,7 @@ class _Space(gym.Env):
 
 def make_sb3(args: argparse.Namespace, frames: np.ndarray, actions: np.ndarray) -> object:
     from stable_baselines3 import SAC
-    from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.logger import Logger
 
     from saliency_rl.models.sb3_extractor import PixelCNNExtractor
 
@@ -112,7 +112,8 @@ def make_sb3(args: argparse.Namespace, frames: np.ndarray, actions: np.ndarray) 
             net_arch=[args.hidden_dim] * 3,
         ),
     )
-    model.set_logger(configure(folder=None, format_strings=[]))
+    # An empty Logger: configure(folder=None) would still make a folder under /tmp.
+    model.set_logger(Logger(folder=None, output_formats=[]))
     for i in range(1, len(frames)):
         model.replay_buffer.add(
             frames[i - 1][None], frames[i][None], actions[i][None], np.zeros(1), np.zeros(1), [{}]

@@ -8,6 +8,7 @@ import torch
 pytest.importorskip("stable_baselines3")
 
 from stable_baselines3 import SAC  # noqa: E402
+from stable_baselines3.common.logger import Logger  # noqa: E402
 from stable_baselines3.common.preprocessing import preprocess_obs  # noqa: E402
 
 from saliency_rl.models.pixel_cnn import EncoderError  # noqa: E402
@@ -75,6 +76,8 @@ def test_sb3_sac_trains_with_it(saliency):
             net_arch=[16],
         ),
     )
+    # SB3's default logger makes a folder under /tmp at every learn(); an empty one makes none.
+    model.set_logger(Logger(folder=None, output_formats=[]))
     before = [p.detach().clone() for p in model.critic.features_extractor.parameters()]
     model.learn(12)
     after = list(model.critic.features_extractor.parameters())
