@@ -39,8 +39,9 @@ import statistics
 import subprocess
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
+
+from machine_info import cpu_model, package_versions
 
 GAME = "MsPacman"
 REFERENCE = {"none": 1100, "joint": 1850}  # official README, 10M agent steps
@@ -355,26 +356,12 @@ def table_lines(table: list[dict], modes: list) -> list[str]:
 
 
 def machine() -> dict:
-    versions = {}
-    for package in ("torch", "ale-py", "gymnasium", "numpy"):
-        try:
-            versions[package] = version(package)
-        except Exception:  # noqa: BLE001 - a missing package is just not listed
-            pass
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "python": platform.python_version(),
-        "versions": versions,
+        "versions": package_versions(("torch", "ale-py", "gymnasium", "numpy")),
     }
 
 

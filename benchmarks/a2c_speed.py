@@ -43,6 +43,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import torch
+from machine_info import cpu_model
 from torch import nn
 
 GAME = "MsPacman"
@@ -189,16 +190,8 @@ SB3_PARTS = {
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpu = "no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name()
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, {gpu}; Python {platform.python_version()}"
 
 
 def main() -> None:

@@ -32,8 +32,9 @@ import os
 import platform
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
+
+from machine_info import cpu_model, package_versions
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -296,22 +297,14 @@ def _predictor_report(directory: Path) -> dict | None:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     packages = ("saliency-rl", "torch", "numpy", "mujoco", "metaworld")
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "versions": {p: version(p) for p in packages},
+        "versions": package_versions(packages),
     }
 
 

@@ -23,10 +23,10 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from machine_info import cpu_model, package_versions
 
 from saliency_rl.envs import make_env  # sets MUJOCO_GL=egl unless the user chose a backend
 
@@ -120,23 +120,15 @@ def atari_default(game: str, steps: int, size: int) -> float:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     packages = ["saliency-rl", "mujoco", "dm-control", "metaworld", "gymnasium", "ale-py", "numpy"]
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "MUJOCO_GL": os.environ.get("MUJOCO_GL"),
         "gl_renderer": _gl_renderer(),
-        "versions": {p: version(p) for p in packages},
+        "versions": package_versions(packages),
     }
 
 

@@ -40,10 +40,10 @@ import platform  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
+from machine_info import cpu_model, package_versions  # noqa: E402
 
 from saliency_rl.data.collect import collect  # noqa: E402
 from saliency_rl.data.dataset import Dataset  # noqa: E402
@@ -165,14 +165,8 @@ def run_big(model: str, work: Path) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": "none" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
@@ -183,8 +177,7 @@ def machine() -> dict:
 
 
 def versions() -> dict:
-    names = ["saliency-rl", "torch", "numpy", "mujoco", "dm-control", "metaworld"]
-    return {name: version(name) for name in names}
+    return package_versions(["saliency-rl", "torch", "numpy", "mujoco", "dm-control", "metaworld"])
 
 
 def write_markdown(path: Path, result: dict) -> None:
