@@ -7,8 +7,18 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from saliency_rl.data.collect import collect  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One torch thread in every test. `make test` runs two pytest-xdist workers on two cores;
+    more threads than cores make OpenMP threads spin against each other and the simulators,
+    and the models in tests are too small to gain from threads. Session scope: the
+    module-scoped fixtures that train tiny models run under it too."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

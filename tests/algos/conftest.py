@@ -8,15 +8,6 @@ import torch
 pytest.importorskip("ale_py")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a small shared machine two threads fight with the emulators."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def atari_datasets(tmp_path_factory):
     """40 random-policy frames of MsPacman and of Pong: {game: dataset directory}."""

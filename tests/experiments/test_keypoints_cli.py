@@ -15,14 +15,6 @@ from saliency_rl.cli import main
 pytest.importorskip("ale_py")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A 40-frame Berzerk dataset, an attention checkpoint and a K=3 Transporter on it."""

@@ -17,14 +17,6 @@ from saliency_rl.models.attention import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def mspacman_frames(tmp_path_factory):
     """uint8 (41, 1, 84, 84): one short random-policy MsPacman episode."""

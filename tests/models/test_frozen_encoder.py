@@ -18,14 +18,6 @@ from saliency_rl.saliency.maps import clicks_to_map, map_to_uint8
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class RedPredictor:
     """Stand-in for SaliencyPredictor: how red each pixel is, in [0, 1]."""
 

@@ -20,15 +20,6 @@ from saliency_rl.models.multimae import (
 SIZE = 32  # 16 tokens a modality with patch 8
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is small and shared: one thread avoids oversubscription stalls.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def inputs(n=4, modalities=("rgb", "saliency"), seed=0):
     g = torch.Generator().manual_seed(seed)
     raw = {

@@ -13,14 +13,6 @@ from saliency_rl.models.pixel_cnn import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def frames(n=2, k=1, size=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     rgb = torch.randint(0, 256, (n, 3 * k, size, size), generator=g, dtype=torch.uint8)

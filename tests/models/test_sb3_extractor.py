@@ -15,14 +15,6 @@ from saliency_rl.models.pixel_cnn import EncoderError  # noqa: E402
 from saliency_rl.models.sb3_extractor import PixelCNNExtractor  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Pixels(gym.Env):
     """Random 32x32 frames (and maps): only the spaces matter to these tests."""
 

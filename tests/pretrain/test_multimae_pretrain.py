@@ -24,14 +24,6 @@ SIZE = 32
 TINY = dict(model_size="tiny", batch_size=4, device="cpu", progress=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def labelled(fake_dataset):
     """The fake dataset with oracle saliency maps as its `saliency` field."""

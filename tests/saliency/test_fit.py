@@ -14,15 +14,6 @@ from saliency_rl.saliency.fit import annotated_data, fit_predictor, split_frames
 from saliency_rl.saliency.predictor import MODELS, SaliencyPredictor
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: one thread is fastest, and immune to a busy machine's other processes.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def annotated(fake_dataset):
     annotate_with_oracle(fake_dataset, 10, seed=0)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.errors import DatasetError
@@ -10,14 +9,6 @@ from saliency_rl.saliency.annotations import annotate_with_oracle
 from saliency_rl.saliency.fit import fit_predictor
 from saliency_rl.saliency.label import label_dataset
 from saliency_rl.saliency.predictor import SaliencyPredictor
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

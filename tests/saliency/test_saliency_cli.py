@@ -4,19 +4,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
-import torch
 
 from saliency_rl.cli import main
 from saliency_rl.data.dataset import Dataset
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(*args):
