@@ -7,8 +7,10 @@ import io
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
@@ -21,7 +23,7 @@ from saliency_rl.cli import main
 from saliency_rl.saliency.annotations import AnnotationStore, Click
 from saliency_rl.saliency.maps import click_sigma, clicks_to_map
 from saliency_rl.saliency.web import AnnotationApp, start_server
-from saliency_rl.saliency.web.server import MAX_BODY_BYTES, MAX_CLICKS
+from saliency_rl.saliency.web.server import MAX_BODY_BYTES, MAX_CLICKS, REQUEST_TIMEOUT_S
 
 STATIC = Path(__file__).parents[2] / "src" / "saliency_rl" / "saliency" / "web" / "static"
 
@@ -282,15 +284,28 @@ def test_cli_serves_until_interrupted(fake_dataset):
         stderr=subprocess.PIPE,
         text=True,
     )
+    idle = None
     try:
         line = process.stdout.readline()
         url = re.search(r"http://\S+", line).group(0)
         status, body = request(url, "GET", "/api/state")
         assert status == 200 and json.loads(body)["annotator"] == "cli"
         assert json.loads(body)["total"] == 3
+        # A connection that sends nothing, as a browser's pre-opened one: Ctrl-C must not wait
+        # for it (its thread would block for REQUEST_TIMEOUT_S).
+        parts = urllib.parse.urlsplit(url)
+        idle = socket.create_connection((parts.hostname, parts.port))
+        time.sleep(0.2)
     finally:
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=20)
+        start = time.monotonic()
+        try:
+            out, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
+            if idle is not None:
+                idle.close()
+    assert time.monotonic() - start < REQUEST_TIMEOUT_S, "Ctrl-C waited for the idle connection"
     assert process.returncode == 0, err
     assert "stopped: 0/3 frames annotated" in out
 
