@@ -135,6 +135,45 @@ def final_of(cell: dict) -> dict | None:
     return result
 
 
+def curve_of(cell: dict) -> dict[int, float]:
+    """Every evaluation of a run so far: {agent step: mean return}."""
+    path = cell["run"] / "metrics.csv"
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["eval_return_mean"]]
+    return {int(r["step"]): float(r["eval_return_mean"]) for r in rows}
+
+
+def curve_table(groups: dict[tuple[str, str], list[dict]]) -> tuple[list[str], list[dict]]:
+    """Markdown rows of mean ± std return over seeds at every evaluation step, and the data.
+
+    A step's cell averages the runs that have reached it, with their count when some have
+    not, so a grid cut short still shows the curves it has.
+    """
+    curves = {key: [curve_of(c) for c in members] for key, members in groups.items()}
+    steps = sorted({s for runs in curves.values() for run in runs for s in run})
+    if not steps:
+        return [], []
+    lines = [
+        "| task | method | " + " | ".join(f"{s:,}" for s in steps) + " |",
+        "|---|---|" + "---|" * len(steps),
+    ]
+    data = []
+    for (task, label), runs in curves.items():
+        cells = []
+        for step in steps:
+            values = [run[step] for run in runs if step in run]
+            data.append({"task": task, "method": label, "step": step, "returns": values})
+            if not values:
+                cells.append("-")
+                continue
+            text = f"{statistics.mean(values):.0f} ± {statistics.pstdev(values):.0f}"
+            cells.append(text if len(values) == len(runs) else f"{text} (n={len(values)})")
+        lines.append(f"| {task} | {label} | " + " | ".join(cells) + " |")
+    return lines, data
+
+
 def reached(cell: dict) -> int:
     """The agent step of a run's latest checkpoint (0 if it has none)."""
     config = cell["run"] / "checkpoints" / "latest" / "config.json"
@@ -180,6 +219,7 @@ def report(all_cells: list[dict], args: argparse.Namespace) -> None:
             status = f"**{status}; not finished (agent step reached of {members[0]['steps']}): {unfinished}**"
         entry["unfinished_steps_reached"] = unfinished
         lines.append(f"| {task} | {label} | {ret} | {succ} | {status} |")
+    curve_lines, curve_data = curve_table(groups)
     result = {
         "benchmark": "sac_learning",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -189,6 +229,7 @@ def report(all_cells: list[dict], args: argparse.Namespace) -> None:
         "frames_budget": args.frames,
         "preset": args.preset,
         "table": table,
+        "curves": curve_data,
         "anchors": ANCHORS,
         "note": args.note,
     }
@@ -211,6 +252,11 @@ they reached.
 | task | method | return | success | runs |
 |---|---|---|---|---|
 {chr(10).join(lines)}
+
+Evaluation return against agent steps (mean ± std over the seeds that reached the step;
+n = how many, where not all):
+
+{chr(10).join(curve_lines) or "(no evaluations yet)"}
 
 Published anchors at 100k frames:
 {anchors}
