@@ -283,6 +283,9 @@ def test_cli_serves_until_interrupted(fake_dataset):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a shell starts background jobs with SIGINT ignored, and a
+        # Python started with it ignored never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     idle = None
     try:
@@ -308,6 +311,20 @@ def test_cli_serves_until_interrupted(fake_dataset):
     assert time.monotonic() - start < REQUEST_TIMEOUT_S, "Ctrl-C waited for the idle connection"
     assert process.returncode == 0, err
     assert "stopped: 0/3 frames annotated" in out
+
+
+def test_an_idle_connection_times_out_quietly(fake_dataset, monkeypatch, capsys):
+    from saliency_rl.saliency.web import server as server_module
+
+    monkeypatch.setattr(server_module._QuietHandler, "timeout", 0.2)
+    with start_server(fake_dataset.root, 3) as server:
+        parts = urllib.parse.urlsplit(server.url)
+        with socket.create_connection((parts.hostname, parts.port)) as idle:
+            idle.settimeout(5)
+            assert idle.recv(1) == b""  # the server dropped it after its timeout
+        status, _ = request(server.url, "GET", "/api/state")
+        assert status == 200
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_cli_names_a_bad_port_or_name_in_one_line(fake_dataset, capsys):

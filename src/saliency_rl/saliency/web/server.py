@@ -373,6 +373,13 @@ class AnnotationServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     _thread: threading.Thread | None = None
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A connection that sends nothing until REQUEST_TIMEOUT_S (a browser's pre-opened
+        # socket) or that the browser drops is routine: no traceback for the person annotating.
+        if isinstance(sys.exc_info()[1], (TimeoutError, ConnectionError)):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
