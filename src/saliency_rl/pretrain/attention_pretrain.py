@@ -178,25 +178,11 @@ def pretrain_attention(
         raise RunError(
             f"{out_dir} exists and is not empty: choose another --out for the attention checkpoint"
         )
-    opened = [open_atari_dataset(p) for p in paths]
+    frames, games, records = open_frame_pairs(paths, config.max_gap)
     torch_device = resolve_device(device)
-    frames = [FramePairs(dataset, config.max_gap) for dataset, _ in opened]
-    games = list(dict.fromkeys(game for _, game in opened))
     provenance: dict[str, Any] = {
         "games": games,
-        "datasets": [
-            {
-                "path": str(Path(dataset.root).resolve()),
-                "env_spec": dataset.env_spec,
-                "game": game,
-                "episodes": dataset.num_episodes,
-                "frames": dataset.num_frames,
-                "policies": sorted(
-                    {c.get("policy", "?") for c in dataset.meta["provenance"]["collections"]}
-                ),
-            }
-            for dataset, game in opened
-        ],
+        "datasets": records,
         "pretraining": dataclasses.asdict(config),
         "device": str(torch_device),
         "package_version": __version__,
@@ -246,6 +232,29 @@ def pretrain_attention(
             provenance["final_loss"] = rows[-1]["attention_loss"] if rows else None
             _save(module, out_dir, provenance, rows)
     return out_dir
+
+
+def open_frame_pairs(
+    paths: Sequence[str | Path], max_gap: int
+) -> tuple[list[FramePairs], list[str], list[dict[str, Any]]]:
+    """Open Atari datasets for pair sampling: their FramePairs, the games (each once, in
+    order) and one provenance record per dataset (path, spec, game, sizes, policies)."""
+    opened = [open_atari_dataset(p) for p in paths]
+    records = [
+        {
+            "path": str(Path(dataset.root).resolve()),
+            "env_spec": dataset.env_spec,
+            "game": game,
+            "episodes": dataset.num_episodes,
+            "frames": dataset.num_frames,
+            "policies": sorted(
+                {c.get("policy", "?") for c in dataset.meta["provenance"]["collections"]}
+            ),
+        }
+        for dataset, game in opened
+    ]
+    frames = [FramePairs(dataset, max_gap) for dataset, _ in opened]
+    return frames, list(dict.fromkeys(game for _, game in opened)), records
 
 
 def sample_pair_batch(

@@ -33,8 +33,7 @@ from saliency_rl.checkpoint import is_checkpoint, load_checkpoint, load_training
 from saliency_rl.devices import resolve_device
 from saliency_rl.models.transporter import Transporter, save_transporter
 from saliency_rl.pretrain.attention_pretrain import (
-    FramePairs,
-    open_atari_dataset,
+    open_frame_pairs,
     sample_pair_batch,
 )
 from saliency_rl.runs import METRICS_FILE, MetricsLog, RunError, now
@@ -139,20 +138,10 @@ def pretrain_transporter(
     elif out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RunError(f"{out_dir} exists and is not empty: choose another --out, or --resume")
 
-    opened = [open_atari_dataset(p) for p in paths]
-    frames = [FramePairs(dataset, config.max_gap) for dataset, _ in opened]
-    games = list(dict.fromkeys(game for _, game in opened))
+    frames, games, records = open_frame_pairs(paths, config.max_gap)
     provenance: dict[str, Any] = {
         "games": games,
-        "datasets": [
-            {
-                "path": str(Path(dataset.root).resolve()),
-                "env_spec": dataset.env_spec,
-                "game": game,
-                "frames": dataset.num_frames,
-            }
-            for dataset, game in opened
-        ],
+        "datasets": records,
         "pretraining": dataclasses.asdict(config),
         "device": str(torch_device),
         "package_version": __version__,
