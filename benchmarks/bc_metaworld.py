@@ -199,8 +199,10 @@ def bc_run(work: Path, task: str, mode: str, seed: int, args, encoder: Path, pre
 
 
 def distractor_evals(work: Path, args, tasks) -> None:
-    """Evaluate every finished run of ``tasks`` under each distractor of ``args.distractors``
-    (a second pass, so the clean grid finishes first); writes RUN/eval_<distractor>.json."""
+    """Evaluate every finished run of ``tasks`` under each condition of ``args.distractors``
+    that it has fewer than ``args.episodes`` episodes of (a second pass, so the clean grid
+    finishes first; it also tops up runs evaluated on fewer episodes, ``clean`` included);
+    writes RUN/eval_<condition>.json, which the report prefers to eval.json's figures."""
     from saliency_rl.algos.bc_trainer import evaluate_bc, load_policy
     from saliency_rl.runs import read_json, write_json
 
@@ -211,8 +213,7 @@ def distractor_evals(work: Path, args, tasks) -> None:
                     continue
                 config = read_json(run / "config.json", "run")
                 for distractor in args.distractors:
-                    target = run / f"eval_{distractor}.json"
-                    if distractor == "clean" or target.exists():
+                    if evaluated_episodes(run, distractor) >= args.episodes:
                         continue
                     tick = time.perf_counter()
                     result = evaluate_bc(
@@ -220,10 +221,23 @@ def distractor_evals(work: Path, args, tasks) -> None:
                         config["env"],
                         config["env_options"],
                         args.episodes,
-                        distractor=distractor,
+                        distractor=None if distractor == "clean" else distractor,
                     )
-                    write_json(target, {k: v for k, v in result.items() if k != "per_episode"})
+                    result["successes"] = [bool(e["success"]) for e in result.pop("per_episode")]
+                    write_json(run / f"eval_{distractor}.json", result)
                     log(f"{run.name} {distractor}: {time.perf_counter() - tick:.0f} s")
+
+
+def evaluated_episodes(run: Path, condition: str) -> int:
+    """Episodes a finished run has been evaluated on under ``condition`` (0: none)."""
+    extra = run / f"eval_{condition}.json"
+    if extra.exists():
+        return int(json.loads(extra.read_text())["episodes"])
+    result = json.loads((run / "eval.json").read_text())
+    found = (
+        result["final"] if condition == "clean" else result.get("distractors", {}).get(condition)
+    )
+    return int(found["episodes"]) if found else 0
 
 
 def summarise(work: Path, args, started: str) -> dict:

@@ -17,6 +17,7 @@ from saliency_rl.evaluation import (
     evaluate_run,
     load_run_policy,
     run_episodes,
+    run_episodes_side_by_side,
     summarize,
 )
 from saliency_rl.runs import RunError, write_json
@@ -95,6 +96,22 @@ def test_policy_protocol_and_resets_per_episode():
     assert [r.episode_return for r in again] == [r.episode_return for r in results]
     zero, _ = run_episodes(env, lambda obs: np.zeros(2, np.float32), 1)
     assert summarize(zero)["episodes"] == 1
+
+
+def test_side_by_side_plays_the_same_episodes_in_order():
+    policy = CentreSeeker()
+    alone, _ = run_episodes(make_env("fake:square", image_size=16, episode_length=3), policy, 5, 7)
+    starts = []
+    envs = [make_env("fake:square", image_size=16, episode_length=3, seed=0) for _ in range(3)]
+    together, _ = run_episodes_side_by_side(
+        envs,
+        lambda slots, obs: [policy.act(o) for o in obs],
+        5,
+        7,
+        reset=starts.append,
+    )
+    assert together == alone  # episode i reset with seed 7 + i, whichever env played it
+    assert starts == [0, 1, 2, 0, 1]  # two envs took a second episode when they were free
 
 
 def test_evaluate_run_writes_json_and_video(fake_algo, tmp_path):

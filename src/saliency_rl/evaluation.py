@@ -16,7 +16,7 @@ import importlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -118,6 +118,70 @@ def run_episodes(
         steps += length
         results.append(EpisodeResult(total, length, success if has_success else None))
     return results, steps / max(time.perf_counter() - start, 1e-9)
+
+
+def run_episodes_side_by_side(
+    envs: Sequence[gym.Env],
+    act_many: Callable[[list[int], list[dict]], Sequence[np.ndarray]],
+    episodes: int,
+    seed: int = 0,
+    *,
+    reset: Callable[[int], None] | None = None,
+    progress: bool = False,
+) -> tuple[list[EpisodeResult], float]:
+    """``run_episodes`` with ``len(envs)`` episodes in flight, for batched inference.
+
+    Episode i is reset with ``seed + i`` in whichever env is free, so a policy whose action
+    depends only on its own episode gets the episodes of ``run_episodes`` (batched network
+    calls may differ from single ones in the last bits of a float).
+
+    Args:
+        act_many: ``act_many(slots, observations)``: one action per observation, where
+            ``slots[j]`` is the index of the env ``observations[j]`` came from (a policy
+            keeps recurrent state per slot).
+        reset: called as ``reset(slot)`` when a new episode starts in env ``slot``.
+
+    Returns:
+        The episodes in episode order, and environment steps per second over all of them.
+    """
+    results: list[EpisodeResult | None] = [None] * episodes
+    running: dict[int, dict[str, Any]] = {}  # env index -> the episode it is playing
+    started = 0
+
+    def start(slot: int) -> None:
+        nonlocal started
+        obs, _ = envs[slot].reset(seed=seed + started)
+        if reset is not None:
+            reset(slot)
+        running[slot] = {"episode": started, "obs": obs, "total": 0.0, "length": 0, "success": None}
+        started += 1
+
+    for slot in range(min(len(envs), episodes)):
+        start(slot)
+    steps, clock = 0, time.perf_counter()
+    with tqdm(total=episodes, desc="episodes", disable=not progress, dynamic_ncols=True) as bar:
+        while running:
+            slots = sorted(running)
+            actions = act_many(slots, [running[slot]["obs"] for slot in slots])
+            for slot, action in zip(slots, actions, strict=True):
+                episode = running[slot]
+                obs, reward, terminated, truncated, info = envs[slot].step(action)
+                episode["obs"] = obs
+                episode["total"] += float(reward)
+                episode["length"] += 1
+                if "success" in info:
+                    episode["success"] = bool(episode["success"]) or bool(info["success"])
+                if terminated or truncated:
+                    results[episode["episode"]] = EpisodeResult(
+                        episode["total"], episode["length"], episode["success"]
+                    )
+                    steps += episode["length"]
+                    del running[slot]
+                    bar.update()
+                    if started < episodes:
+                        start(slot)
+    finished = [result for result in results if result is not None]
+    return finished, steps / max(time.perf_counter() - clock, 1e-9)
 
 
 def summarize(results: list[EpisodeResult]) -> dict[str, Any]:

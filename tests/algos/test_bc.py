@@ -14,7 +14,13 @@ from saliency_rl.algos.bc import (
     num_val_episodes,
     preset_config,
 )
-from saliency_rl.algos.bc_trainer import load_policy, resume_bc, split_episodes, train_bc
+from saliency_rl.algos.bc_trainer import (
+    evaluate_bc,
+    load_policy,
+    resume_bc,
+    split_episodes,
+    train_bc,
+)
 from saliency_rl.checkpoint import load_checkpoint
 from saliency_rl.data.dataset import Dataset, FieldSpec
 from saliency_rl.runs import RunError
@@ -183,6 +189,31 @@ def test_execute_all_runs_the_chunk_open_loop(one_demo, tiny_multimae_64, tmp_pa
     actions = replay(policy, one_demo, steps=4)  # replay resets first
     assert len(calls) == 2  # at steps 0 and 3
     np.testing.assert_allclose(actions[:3], chunk0, atol=1e-6)
+
+
+def test_episodes_side_by_side_match_one_at_a_time(one_demo, tiny_multimae_64, tmp_path):
+    """evaluate_bc plays several episodes at once with one batched encoder call a step;
+    each fork keeps its own history, so the episodes are those played one by one."""
+    run = train_bc(
+        one_demo,
+        tiny_multimae_64["rgb"],
+        tiny(chunk=2, history=3, steps=5),
+        out=tmp_path / "run",
+        device="cpu",
+        progress=False,
+    )
+    policy = load_policy(run, "cpu")
+    data = one_demo.episode(0)
+    observations = [{"rgb": data["rgb"][t], "proprio": data["proprio"][t]} for t in range(3)]
+    batched = policy.states(observations)
+    single = torch.stack([policy.state(obs) for obs in observations])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+    options = {"image_size": 64, "episode_length": 6}
+    alone = evaluate_bc(policy, "fake:square", options, 5, seed=3, side_by_side=1)
+    together = evaluate_bc(policy, "fake:square", options, 5, seed=3, side_by_side=3)
+    returns = [[e["episode_return"] for e in r["per_episode"]] for r in (alone, together)]
+    assert len(returns[1]) == 5 and len(set(np.round(returns[0], 4))) > 1  # episodes differ
+    np.testing.assert_allclose(returns[1], returns[0], atol=1e-4)
 
 
 def test_resume_is_exact(one_demo, tiny_multimae_64, tmp_path):

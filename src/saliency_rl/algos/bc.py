@@ -314,18 +314,44 @@ class BCPolicy:
         self.history.clear()
         self.executor.reset()
 
+    def fork(self) -> BCPolicy:
+        """A policy sharing this one's network and encoder with its own history and chunk:
+        one per environment when several episodes run side by side (``states`` batches
+        their encoder calls)."""
+        return BCPolicy(self.net, self.encoder, self.config, self.low, self.high)
+
     def state(self, obs: dict) -> torch.Tensor:
         """(S,) state of one observation: features of its newest frame (+ proprio)."""
+        saliency = self.saliency(obs)  # cached: videos ask for the same frame's map
+        return self.states([obs], None if saliency is None else saliency[None])[0]
+
+    def states(self, observations: list[dict], maps: np.ndarray | None = None) -> torch.Tensor:
+        """(N, S) states of N observations in one encoder (and predictor) call.
+
+        maps: (N, H, W) saliency maps in [0, 1] for rgb+saliency; None: the observations'
+        own ``saliency`` fields or, failing those, the encoder's predictor on their frames.
+        """
         channels = self.encoder.frame_channels
-        frame = np.asarray(obs["rgb"])[-channels:][None]  # (1, C, H, W), newest frame
+        frames = np.stack([np.asarray(o["rgb"])[-channels:] for o in observations])
         saliency = None
         if self.encoder.needs_saliency:
-            saliency = self.saliency(obs)[None, None]  # (1, 1, H, W)
-        features = self.encoder(frame, saliency)[0]  # (D,)
-        parts = [features]
-        if self.config.use_proprio and "proprio" in obs:
-            parts.append(np.asarray(obs["proprio"], np.float32))
-        return torch.from_numpy(np.concatenate(parts).astype(np.float32))
+            if maps is None:
+                maps = self._maps(observations, frames)
+            saliency = maps[:, None]  # (N, 1, H, W)
+        parts = [self.encoder(frames, saliency)]  # (N, D)
+        if self.config.use_proprio and all("proprio" in o for o in observations):
+            parts.append(np.stack([np.asarray(o["proprio"], np.float32) for o in observations]))
+        return torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float32))
+
+    def _maps(self, observations: list[dict], frames: np.ndarray) -> np.ndarray:
+        """(N, H, W) float maps: the observations' stored ones, else predicted in one batch."""
+        if all("saliency" in o for o in observations):
+            stored = np.stack([np.asarray(o["saliency"])[-1] for o in observations])
+            return (stored / 255.0 if stored.dtype == np.uint8 else stored).astype(np.float32)
+        if self.encoder.predictor is None:
+            raise RunError("this policy's encoder needs a saliency predictor and has none")
+        predicted = self.encoder.predictor.predict_torch(torch.from_numpy(frames))
+        return predicted.float().cpu().numpy()
 
     @torch.no_grad()
     def predict_chunk(self) -> np.ndarray:
@@ -336,7 +362,11 @@ class BCPolicy:
 
     def act(self, obs: dict, deterministic: bool = True) -> np.ndarray:
         """One observation in, one action out (BC is deterministic either way)."""
-        self.history.append(self.state(obs))
+        return self.act_on_state(self.state(obs))
+
+    def act_on_state(self, state: torch.Tensor) -> np.ndarray:
+        """The action for the next step given its (S,) state (from ``state``/``states``)."""
+        self.history.append(state)
         chunk = self.predict_chunk() if self.executor.needs_prediction() else None
         action = self.executor.action(chunk).astype(np.float32)
         if self.low is not None:
