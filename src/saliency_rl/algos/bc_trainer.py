@@ -263,7 +263,9 @@ def evaluate_bc(
 
         def act_many(slots: list[int], observations: list[dict]) -> list[np.ndarray]:
             states = policy.states(observations)
-            return [forks[slot].act_on_state(state) for slot, state in zip(slots, states, strict=True)]
+            return [
+                forks[slot].act_on_state(state) for slot, state in zip(slots, states, strict=True)
+            ]
 
         results, _ = run_episodes_side_by_side(
             envs,
