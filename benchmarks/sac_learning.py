@@ -2,7 +2,8 @@
 
 Every cell is one ``saliency-rl train sac`` run in its own process (one torch thread,
 ``nice``), resumable: a cell whose run has eval.json is done and skipped; one with a
-checkpoint but no eval.json is resumed (``--resume``). The table is written from the runs'
+checkpoint but no eval.json is resumed (``--resume``); one killed before its first
+checkpoint is moved aside and started again. The table is written from the runs'
 eval.json (finished runs) and, clearly marked, from the last evaluation in metrics.csv of
 runs that have not finished (``--report`` alone writes it without training).
 
@@ -90,7 +91,7 @@ def command(cell: dict, args: argparse.Namespace) -> list[str]:
     if cell["encoder"] == "multimae":
         ckpt = args.multimae_rgb if cell["mode"] == "rgb" else args.multimae_rgb_saliency
         argv += ["--encoder-checkpoint", ckpt]
-    if (cell["run"] / "config.json").exists():
+    if (cell["run"] / "checkpoints" / "latest").exists():
         argv.append("--resume")
     return ["nice", "-n", "10", *argv]
 
@@ -103,6 +104,10 @@ def train(todo: list[dict], args: argparse.Namespace) -> None:
     while queue or running:
         while queue and len(running) < args.jobs:
             cell = queue.pop(0)
+            run = cell["run"]
+            if (run / "config.json").exists() and not (run / "checkpoints" / "latest").exists():
+                # killed before its first checkpoint: nothing to resume; kept aside, restarted
+                run.rename(run.with_name(f"{run.name}.no-checkpoint-{int(time.time())}"))
             argv = command(cell, args)
             log = Path(args.logs) / f"{cell['run'].name}.log"
             print(f"start {shlex.join(argv)}", flush=True)
