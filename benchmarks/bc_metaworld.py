@@ -30,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -374,8 +375,25 @@ def table(result: dict) -> str:
             )
             name = "**all tasks**" if task == "all" else task
             lines.append(f"| {name} | {cells[0]} | {cells[1]} | {' / '.join(counts)} | {ratio} |")
-        lines.append("")
+        lines += ["", per_seed_line(here, matched), ""]
     return "\n".join(lines)
+
+
+def per_seed_line(rows: list[dict], matched: list[tuple[int, int]]) -> str:
+    """Each mode's success over all tasks seed by seed, with mean and std over the seeds."""
+    parts = []
+    for mode in MODES:
+        by_seed: dict[int, list[int]] = {}
+        for row, (wins, trials) in zip(rows, matched, strict=True):
+            if row["mode"] == mode:
+                tally = by_seed.setdefault(row["seed"], [0, 0])
+                tally[0], tally[1] = tally[0] + wins, tally[1] + trials
+        rates = [100 * w / t for _, (w, t) in sorted(by_seed.items()) if t]
+        if rates:
+            spread = statistics.pstdev(rates) if len(rates) > 1 else 0.0
+            each = ", ".join(f"{r:.0f}%" for r in rates)
+            parts.append(f"{mode} {statistics.mean(rates):.0f} ± {spread:.0f}% ({each})")
+    return "All tasks, seed by seed (mean ± std over seeds): " + "; ".join(parts) + "."
 
 
 def paper_comparison(result: dict) -> str:
