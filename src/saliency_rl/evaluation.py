@@ -95,29 +95,15 @@ def run_episodes(
         choose = lambda obs: act.act(obs, deterministic=deterministic)  # noqa: E731
     else:
         choose = act
-    results = []
-    steps, start = 0, time.perf_counter()
-    for i in tqdm(range(episodes), desc="episodes", disable=not progress, dynamic_ncols=True):
-        obs, info = env.reset(seed=seed + i)
-        if callable(reset):
-            reset()
-        if observe is not None:
-            observe(i, obs)
-        total, length, success, has_success = 0.0, 0, False, False
-        while True:
-            obs, reward, terminated, truncated, info = env.step(choose(obs))
-            if observe is not None:
-                observe(i, obs)
-            total += float(reward)
-            length += 1
-            if "success" in info:
-                has_success = True
-                success = success or bool(info["success"])
-            if terminated or truncated:
-                break
-        steps += length
-        results.append(EpisodeResult(total, length, success if has_success else None))
-    return results, steps / max(time.perf_counter() - start, 1e-9)
+    return run_episodes_side_by_side(
+        [env],
+        lambda slots, observations: [choose(observations[0])],
+        episodes,
+        seed,
+        reset=None if not callable(reset) else lambda slot: reset(),
+        progress=progress,
+        observe=observe,
+    )
 
 
 def run_episodes_side_by_side(
@@ -128,6 +114,7 @@ def run_episodes_side_by_side(
     *,
     reset: Callable[[int], None] | None = None,
     progress: bool = False,
+    observe: Callable[[int, dict], None] | None = None,
 ) -> tuple[list[EpisodeResult], float]:
     """``run_episodes`` with ``len(envs)`` episodes in flight, for batched inference.
 
@@ -140,6 +127,8 @@ def run_episodes_side_by_side(
             ``slots[j]`` is the index of the env ``observations[j]`` came from (a policy
             keeps recurrent state per slot).
         reset: called as ``reset(slot)`` when a new episode starts in env ``slot``.
+        observe: called as ``observe(episode, obs)`` with every observation (as in
+            ``run_episodes``).
 
     Returns:
         The episodes in episode order, and environment steps per second over all of them.
@@ -153,12 +142,14 @@ def run_episodes_side_by_side(
         obs, _ = envs[slot].reset(seed=seed + started)
         if reset is not None:
             reset(slot)
+        if observe is not None:
+            observe(started, obs)
         running[slot] = {"episode": started, "obs": obs, "total": 0.0, "length": 0, "success": None}
         started += 1
 
+    steps, clock = 0, time.perf_counter()
     for slot in range(min(len(envs), episodes)):
         start(slot)
-    steps, clock = 0, time.perf_counter()
     with tqdm(total=episodes, desc="episodes", disable=not progress, dynamic_ncols=True) as bar:
         while running:
             slots = sorted(running)
@@ -166,6 +157,8 @@ def run_episodes_side_by_side(
             for slot, action in zip(slots, actions, strict=True):
                 episode = running[slot]
                 obs, reward, terminated, truncated, info = envs[slot].step(action)
+                if observe is not None:
+                    observe(episode["episode"], obs)
                 episode["obs"] = obs
                 episode["total"] += float(reward)
                 episode["length"] += 1

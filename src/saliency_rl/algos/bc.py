@@ -343,8 +343,9 @@ class BCPolicy:
             parts.append(np.stack([np.asarray(o["proprio"], np.float32) for o in observations]))
         return torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float32))
 
-    def _maps(self, observations: list[dict], frames: np.ndarray) -> np.ndarray:
-        """(N, H, W) float maps: the observations' stored ones, else predicted in one batch."""
+    def _maps(self, observations: list[dict], frames: np.ndarray | None) -> np.ndarray:
+        """(N, H, W) float maps: the observations' stored ones, else predicted in one batch
+        from ``frames`` (N, C, H, W), their newest frames."""
         if all("saliency" in o for o in observations):
             stored = np.stack([np.asarray(o["saliency"])[-1] for o in observations])
             return (stored / 255.0 if stored.dtype == np.uint8 else stored).astype(np.float32)
@@ -378,16 +379,12 @@ class BCPolicy:
         if not self.encoder.needs_saliency:
             return None
         if "saliency" in obs:
-            maps = np.asarray(obs["saliency"])
-            return (maps[-1] / 255.0 if maps.dtype == np.uint8 else maps[-1]).astype(np.float32)
+            return self._maps([obs], None)[0]
         channels = self.encoder.frame_channels
         frame = np.ascontiguousarray(np.asarray(obs["rgb"])[-channels:])
         key = hash(frame.tobytes())  # computed once per frame, whoever asks first
         if key != self._map_key:
-            if self.encoder.predictor is None:
-                raise RunError("this policy's encoder needs a saliency predictor and has none")
-            predicted = self.encoder.predictor.predict_torch(torch.from_numpy(frame[None]))
-            self._map, self._map_key = predicted[0].float().cpu().numpy(), key
+            self._map, self._map_key = self._maps([obs], frame[None])[0], key
         return self._map
 
 
