@@ -91,9 +91,14 @@ def command(cell: dict, args: argparse.Namespace) -> list[str]:
     if cell["encoder"] == "multimae":
         ckpt = args.multimae_rgb if cell["mode"] == "rgb" else args.multimae_rgb_saliency
         argv += ["--encoder-checkpoint", ckpt]
-    if (cell["run"] / "checkpoints" / "latest").exists():
+    if has_checkpoint(cell["run"]):
         argv.append("--resume")
     return ["nice", "-n", "10", *argv]
+
+
+def has_checkpoint(run: Path) -> bool:
+    """Whether a run has a checkpoint to ``--resume`` from."""
+    return (run / "checkpoints" / "latest").exists()
 
 
 def train(todo: list[dict], args: argparse.Namespace) -> None:
@@ -105,7 +110,7 @@ def train(todo: list[dict], args: argparse.Namespace) -> None:
         while queue and len(running) < args.jobs:
             cell = queue.pop(0)
             run = cell["run"]
-            if (run / "config.json").exists() and not (run / "checkpoints" / "latest").exists():
+            if (run / "config.json").exists() and not has_checkpoint(run):
                 # killed before its first checkpoint: nothing to resume; kept aside, restarted
                 run.rename(run.with_name(f"{run.name}.no-checkpoint-{int(time.time())}"))
             argv = command(cell, args)
