@@ -15,9 +15,11 @@ Runs are named like CleanRL's, ``<env>__<method>__<seed>__<unix time>``, e.g.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import io
 import json
+import random
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -89,6 +91,68 @@ def read_json(path: str | Path, what: str) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RunError(f"{path} is damaged: not valid JSON ({error})") from None
+
+
+def read_run(run_dir: str | Path, algos: Sequence[str]) -> dict[str, Any]:
+    """A run's config.json; RunError if it is missing, damaged, or of another ``algo``."""
+    run_dir = Path(run_dir)
+    names = " or ".join(a.upper() for a in algos)
+    saved = read_json(run_dir / CONFIG_FILE, f"{names} run ({CONFIG_FILE})")
+    if saved.get("algo") not in algos:
+        raise RunError(
+            f"{run_dir} is not {'an' if names[0] in 'AEIOU' else 'a'} {names} run "
+            f"(algo {saved.get('algo')!r})"
+        )
+    return saved
+
+
+def resumed_config(
+    run_dir: str | Path,
+    saved: dict[str, Any],
+    old: Any,
+    changes: Mapping[str, Any],
+    resumable: Sequence[str],
+) -> Any:
+    """The settings a resumed run continues with, the changes recorded in its config.json.
+
+    ``old`` is the run's config (a dataclass with ``validate`` and ``to_json``); ``changes``
+    are its field names and new values (None: unchanged). Only the fields in ``resumable``
+    (budgets, log and evaluation intervals) may differ; RunError names the others.
+    """
+    changes = {k: v for k, v in changes.items() if v is not None}
+    unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(old)})
+    if unknown:
+        raise RunError(f"unknown {type(old).__name__} settings {unknown}")
+    refused = sorted(k for k in changes if k not in resumable and getattr(old, k) != changes[k])
+    if refused:
+        raise RunError(
+            f"a resumed run keeps its settings; {', '.join(refused)} cannot change "
+            f"(only {', '.join(resumable)} can)"
+        )
+    changed = {k: v for k, v in changes.items() if getattr(old, k) != v}
+    config = dataclasses.replace(old, **changed).validate()
+    if changed:
+        saved["config"] = config.to_json()
+        saved.setdefault("resumes", []).append({"time": now(), "changes": changed})
+        write_json(Path(run_dir) / CONFIG_FILE, saved)
+    return config
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in (before, after]: a log, evaluation or
+    checkpoint is due when a step counter passes one."""
+    return every > 0 and after // every > before // every
+
+
+def python_rng_state() -> list:
+    """Python's ``random`` state as JSON-storable lists (for a checkpoint's training state)."""
+    version_, internal, gauss = random.getstate()
+    return [version_, list(internal), gauss]
+
+
+def set_python_rng_state(state: Sequence) -> None:
+    """Restore a state from :func:`python_rng_state`."""
+    random.setstate((state[0], tuple(state[1]), state[2]))
 
 
 class MetricsLog:

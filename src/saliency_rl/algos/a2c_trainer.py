@@ -34,7 +34,6 @@ restart (seeded by the update count): it continues, but not bit for bit.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -71,9 +70,11 @@ from saliency_rl.runs import (
     MetricsLog,
     RunError,
     create_run,
+    crossed,
     now,
     package_versions,
     read_json,
+    resumed_config,
     run_name,
     write_json,
 )
@@ -389,25 +390,11 @@ def resume_a2c(
         )
     if env_spec is not None and atari_game(env_spec) != atari_game(saved["env"]):
         raise RunError(f"{run_dir} trains on {saved['env']}, not {env_spec}")
-    old = A2CConfig.from_json(saved["config"])
-    changes = {k: v for k, v in changes.items() if v is not None}
-    config = dataclasses.replace(old, **changes).validate()
-    refused = sorted(
-        k for k in changes if k not in RESUMABLE_CHANGES and getattr(old, k) != changes[k]
-    )
-    if refused:
-        raise RunError(
-            f"a resumed run keeps its settings; {', '.join(refused)} cannot change "
-            f"(only {', '.join(RESUMABLE_CHANGES)} can)"
-        )
-    changes = {k: v for k, v in changes.items() if getattr(old, k) != v}
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
     if not is_checkpoint(checkpoint):
         raise RunError(f"{run_dir} has no checkpoint to resume from ({checkpoint} is missing)")
-    if changes:
-        saved["config"] = config.to_json()
-        saved.setdefault("resumes", []).append({"time": now(), "changes": changes})
-        write_json(run_dir / CONFIG_FILE, saved)
+    old = A2CConfig.from_json(saved["config"])
+    config = resumed_config(run_dir, saved, old, changes, RESUMABLE_CHANGES)
     torch_device = resolve_device(device)
     module = None
     if config.attention in PRETRAINED_MODES:  # the fixed module's weights are in the run's
@@ -695,15 +682,15 @@ class _Trainer:
                     self.updates += 1
                     bar.update(c.steps_per_update)
                     finished = self.updates == total_updates
-                    if _crossed(before, self.step, c.log_every) or finished:
+                    if crossed(before, self.step, c.log_every) or finished:
                         elapsed = time.perf_counter() - last_time
                         fps = FRAME_SKIP * (self.step - last_step) / max(elapsed, 1e-9)
                         last_time, last_step = time.perf_counter(), self.step
                         self.log(fps)
                         bar.set_postfix(fps=f"{fps:.0f}", score=self._score_text(), refresh=False)
-                    if (c.eval_every and _crossed(before, self.step, c.eval_every)) or finished:
+                    if (c.eval_every and crossed(before, self.step, c.eval_every)) or finished:
                         self.evaluate()
-                    if _crossed(before, self.step, c.checkpoint_every) or finished:
+                    if crossed(before, self.step, c.checkpoint_every) or finished:
                         self.checkpoint()
         finally:
             self.env.close()
@@ -795,11 +782,6 @@ def _columns(path: Path, algo: str) -> tuple[str, ...]:
             if handle.readline().strip() == ",".join(LEGACY_COLUMNS):
                 return LEGACY_COLUMNS
     return METRIC_COLUMNS
-
-
-def _crossed(before: int, after: int, every: int) -> bool:
-    """Whether a multiple of ``every`` lies in (before, after]."""
-    return every > 0 and after // every > before // every
 
 
 def _storable(value: Any) -> Any:

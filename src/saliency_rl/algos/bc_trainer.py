@@ -68,7 +68,8 @@ from saliency_rl.runs import (
     create_run,
     now,
     package_versions,
-    read_json,
+    read_run,
+    resumed_config,
     run_name,
     write_json,
 )
@@ -392,23 +393,8 @@ def resume_bc(
     (e.g. ``steps`` to train longer), the others must equal them; None values are ignored.
     """
     run_dir = Path(run_dir)
-    saved = _read_run(run_dir)
-    old = BCConfig.from_json(saved["config"])
-    changes = {k: v for k, v in changes.items() if v is not None}
-    config = dataclasses.replace(old, **changes).validate()
-    refused = sorted(
-        k for k in changes if k not in RESUMABLE_CHANGES and getattr(old, k) != changes[k]
-    )
-    if refused:
-        raise RunError(
-            f"a resumed run keeps its settings; {', '.join(refused)} cannot change "
-            f"(only {', '.join(RESUMABLE_CHANGES)} can)"
-        )
-    changed = {k: v for k, v in changes.items() if getattr(old, k) != v}
-    if changed:
-        saved["config"] = config.to_json()
-        saved.setdefault("resumes", []).append({"time": now(), "changes": changed})
-        write_json(run_dir / CONFIG_FILE, saved)
+    saved = read_run(run_dir, ("bc",))
+    resumed_config(run_dir, saved, BCConfig.from_json(saved["config"]), changes, RESUMABLE_CHANGES)
     torch_device = resolve_device(device)
     dataset = Dataset.open(saved["dataset"])
     frozen = _load_encoder(
@@ -424,7 +410,7 @@ def resume_bc(
 def load_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> BCPolicy:
     """The policy of a BC run's latest checkpoint, with its encoder and predictor reloaded."""
     run_dir = Path(run_dir)
-    saved = _read_run(run_dir)
+    saved = read_run(run_dir, ("bc",))
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
     if not is_checkpoint(checkpoint):
         raise RunError(f"{run_dir} has no checkpoint yet ({checkpoint} is missing)")
@@ -443,13 +429,6 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> BCPo
         np.asarray(ckpt_config["action_low"], np.float32),
         np.asarray(ckpt_config["action_high"], np.float32),
     )
-
-
-def _read_run(run_dir: Path) -> dict[str, Any]:
-    saved = read_json(run_dir / CONFIG_FILE, "BC run (config.json)")
-    if saved.get("algo") != "bc":
-        raise RunError(f"{run_dir} is not a BC run (algo {saved.get('algo')!r})")
-    return saved
 
 
 def _build_net(config: BCConfig, state_dim: int, action_dim: int) -> BCPolicyNet:
@@ -495,7 +474,7 @@ class _Trainer:
         self, run_dir: Path, dataset: Dataset, frozen: Any, device: torch.device, progress: bool
     ) -> None:
         self.run_dir, self.device, self.progress = run_dir, device, progress
-        self.saved = _read_run(run_dir)
+        self.saved = read_run(run_dir, ("bc",))
         self.config = c = BCConfig.from_json(self.saved["config"])
         self.frozen = frozen
         self.spec, self.options = self.saved["env"], self.saved["env_options"]

@@ -64,10 +64,14 @@ from saliency_rl.runs import (
     MetricsLog,
     RunError,
     create_run,
+    crossed,
     now,
     package_versions,
-    read_json,
+    python_rng_state,
+    read_run,
+    resumed_config,
     run_name,
+    set_python_rng_state,
     write_json,
 )
 
@@ -250,7 +254,7 @@ def load_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> SACP
     """The policy of a SAC run's latest checkpoint (its predictor / MultiMAE reloaded from
     the paths in config.json)."""
     run_dir = Path(run_dir)
-    saved = _read_run(run_dir)
+    saved = read_run(run_dir, ("sac",))
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
     if not is_checkpoint(checkpoint):
         raise RunError(f"{run_dir} has no checkpoint yet ({checkpoint} is missing)")
@@ -286,13 +290,6 @@ def _inputs(
         frozen=_load_frozen(config, encoder_checkpoint, device),
         device=device,
     )
-
-
-def _read_run(run_dir: Path) -> dict[str, Any]:
-    saved = read_json(run_dir / CONFIG_FILE, "SAC run (config.json)")
-    if saved.get("algo") != "sac":
-        raise RunError(f"{run_dir} is not a SAC run (algo {saved.get('algo')!r})")
-    return saved
 
 
 # ---------------------------------------------------------------------- public API
@@ -386,32 +383,12 @@ def resume_sac(
     (e.g. ``total_steps`` to train longer), the others must equal them; None values are
     ignored.
     """
-    import dataclasses
-
     run_dir = Path(run_dir)
-    saved = _read_run(run_dir)
-    old = SACConfig.from_json(saved["config"])
-    changes = {k: v for k, v in changes.items() if v is not None}
-    unknown = set(changes) - {f.name for f in dataclasses.fields(SACConfig)}
-    if unknown:
-        raise RunError(f"unknown SAC settings {sorted(unknown)}")
-    refused = sorted(
-        k for k in changes if k not in RESUMABLE_CHANGES and getattr(old, k) != changes[k]
-    )
-    if refused:
-        raise RunError(
-            f"a resumed run keeps its settings; {', '.join(refused)} cannot change "
-            f"(only {', '.join(RESUMABLE_CHANGES)} can)"
-        )
-    changes = {k: v for k, v in changes.items() if getattr(old, k) != v}
-    config = dataclasses.replace(old, **changes).validate()
+    saved = read_run(run_dir, ("sac",))
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
     if not is_checkpoint(checkpoint):
         raise RunError(f"{run_dir} has no checkpoint to resume from ({checkpoint} is missing)")
-    if changes:
-        saved["config"] = config.to_json()
-        saved.setdefault("resumes", []).append({"time": now(), "changes": changes})
-        write_json(run_dir / CONFIG_FILE, saved)
+    resumed_config(run_dir, saved, SACConfig.from_json(saved["config"]), changes, RESUMABLE_CHANGES)
     trainer = _Trainer(run_dir, resolve_device(device), progress)
     trainer.restore(checkpoint)
     return trainer.run()
@@ -443,7 +420,7 @@ class _Trainer:
         """``env`` and ``inputs``: already built from this run's config (train_sac checked
         the settings with them), else built here."""
         self.run_dir, self.device, self.progress = run_dir, device, progress
-        self.saved = _read_run(run_dir)
+        self.saved = read_run(run_dir, ("sac",))
         self.spec, self.options = self.saved["env"], self.saved["env_options"]
         self.config = c = SACConfig.from_json(self.saved["config"]).validate()
         torch.manual_seed(c.seed)  # network initialisation
@@ -488,7 +465,7 @@ class _Trainer:
             "optimizers": self.agent.optimizer_state(),
             "explore": self.explore.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "python_rng": _python_rng_state(),
+            "python_rng": python_rng_state(),
             "replay": self.replay.state(),
             "returns": self.returns,
             "pending": {k: [float(x) for x in v] for k, v in self.pending.items()},
@@ -513,7 +490,7 @@ class _Trainer:
         self.agent.load_optimizer_state(state["optimizers"])
         self.explore.set_state(state["explore"])
         torch.set_rng_state(state["torch_rng"])
-        random.setstate(_to_tuple(state["python_rng"]))
+        set_python_rng_state(state["python_rng"])
         self.replay.load_state(state["replay"])
         self.step, self.episodes = int(state["step"]), int(state["episodes"])
         self.returns = [float(r) for r in state["returns"]]
@@ -583,13 +560,13 @@ class _Trainer:
                         self.episodes += 1
                         self.in_episode = False
                     finished = self.step >= c.total_steps
-                    if _crossed(before, self.step, c.log_every) or finished:
+                    if crossed(before, self.step, c.log_every) or finished:
                         self.log(writer, wandb_run)
                         if self.returns or self.evaluations:
                             bar.set_postfix(episodes=self.episodes, refresh=False)
-                    if (c.eval_every and _crossed(before, self.step, c.eval_every)) or finished:
+                    if (c.eval_every and crossed(before, self.step, c.eval_every)) or finished:
                         self.evaluate(writer, wandb_run)
-                    checkpoint_due |= _crossed(before, self.step, c.checkpoint_every)
+                    checkpoint_due |= crossed(before, self.step, c.checkpoint_every)
                     if finished or (checkpoint_due and not self.in_episode):
                         self.checkpoint()
                         checkpoint_due = False
@@ -717,20 +694,6 @@ def _replay(config: SACConfig, inputs: StepInputs, action_dim: int) -> Any:
     # which observations are evicted, so a resume with a larger total_steps stays exact.
     capacity = max(2, min(config.replay_size, 2 * config.total_steps + 2))
     return ReplayBuffer(capacity, inputs.fields, action_dim, seed=config.seed + 3)
-
-
-def _crossed(before: int, after: int, every: int) -> bool:
-    """Whether a multiple of ``every`` lies in (before, after]."""
-    return every > 0 and after // every > before // every
-
-
-def _python_rng_state() -> list:
-    version_, internal, gauss = random.getstate()
-    return [version_, list(internal), gauss]
-
-
-def _to_tuple(state: list) -> tuple:
-    return (state[0], tuple(state[1]), state[2])
 
 
 __all__ = ["train_sac", "resume_sac", "load_policy", "SACPolicy", "SaliencyRLError"]
