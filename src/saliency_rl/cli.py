@@ -262,6 +262,7 @@ def cmd_pretrain_attention(args: argparse.Namespace) -> None:
         out,
         args.steps,
         config=config,
+        resume=args.resume,
         device=args.device,
         progress=not args.no_progress,
     )
@@ -611,6 +612,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pretrain_attention.add_argument(
         "--checkpoint-every", type=positive_int, default=1000, help="steps between saves (1000)"
+    )
+    pretrain_attention.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the checkpoint in --out (to --steps; its other settings are kept)",
     )
     pretrain_attention.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"

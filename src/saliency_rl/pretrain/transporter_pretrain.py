@@ -2,7 +2,7 @@
 
 On the frames the attention module is pretrained on (``saliency-rl collect --env
 atari:<Game>``, grey 84x84), with the same frame pairs: source and target of one episode, 1 to
-``max_gap`` steps apart (pretrain.attention_pretrain's sampler). Adam, lr 1e-3 (the paper's),
+``max_gap`` steps apart (pretrain.pair_training's sampler and loop). Adam, lr 1e-3 (the paper's),
 gradients clipped at 1.
 
 Output directory (a checkpoint, replaced atomically at every save)::
@@ -16,27 +16,15 @@ Output directory (a checkpoint, replaced atomically at every save)::
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
-from tqdm.auto import tqdm
 
-from saliency_rl import __version__
-from saliency_rl.checkpoint import is_checkpoint, load_checkpoint, load_training_state
-from saliency_rl.devices import resolve_device
 from saliency_rl.models.transporter import Transporter, save_transporter
-from saliency_rl.pretrain.attention_pretrain import (
-    open_frame_pairs,
-    sample_pair_batch,
-)
-from saliency_rl.runs import METRICS_FILE, MetricsLog, RunError, now
+from saliency_rl.pretrain.pair_training import start_pair_run, train_on_pairs
+from saliency_rl.runs import RunError
 
 METRIC_COLUMNS = ("step", "time", "pairs_per_s", "transporter_loss")
 
@@ -114,105 +102,30 @@ def pretrain_transporter(
         DatasetError: a dataset is missing, not Atari grey 84x84, or has no frame pairs.
         RunError: a bad setting, ``out_dir`` not empty (without resume) or no checkpoint in it.
     """
-    config = dataclasses.replace(config or TransporterPretrainConfig())
-    if steps is not None:
-        config.steps = steps
-    config.validate()
-    paths = [datasets] if isinstance(datasets, str | Path) else list(datasets)
-    if not paths:
-        raise RunError("give at least one dataset to train the Transporter on")
-    out_dir = Path(out_dir)
-    torch_device = resolve_device(device)
-    state: dict[str, Any] | None = None
-    if resume:
-        if not is_checkpoint(out_dir):
-            raise RunError(f"{out_dir} holds no Transporter checkpoint to resume")
-        saved, weights = load_checkpoint(out_dir, torch_device)
-        state = load_training_state(out_dir, "cpu")
-        if state is None:
-            raise RunError(f"{out_dir} has no training state: it cannot be resumed")
-        config = TransporterPretrainConfig(**saved["provenance"]["pretraining"])
-        if steps is not None:
-            config.steps = steps
-        config.validate()
-    elif out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise RunError(f"{out_dir} exists and is not empty: choose another --out, or --resume")
-
-    frames, games, records = open_frame_pairs(paths, config.max_gap)
-    provenance: dict[str, Any] = {
-        "games": games,
-        "datasets": records,
-        "pretraining": dataclasses.asdict(config),
-        "device": str(torch_device),
-        "package_version": __version__,
-        "created": now(),
-    }
-
+    run = start_pair_run(
+        datasets,
+        out_dir,
+        steps,
+        config or TransporterPretrainConfig(),
+        resume=resume,
+        device=device,
+        what="Transporter",
+    )
+    config = run.config
     torch.manual_seed(config.seed)
     model = Transporter(
         config.num_keypoints, width=config.width, gaussian_std=config.gaussian_std
-    ).to(torch_device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    rng = np.random.default_rng(config.seed)
-    rows: list[dict[str, Any]] = []
-    start = 0
-    if state is not None:
-        model.load_state_dict(weights)
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        rows, start = state["rows"], state["step"]
-        provenance["created"] = state["created"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.train()
-    losses: list[float] = []
-    last_time, last_step = time.perf_counter(), start
-    bar = tqdm(
-        range(start + 1, config.steps + 1),
-        disable=not progress,
-        desc=f"pretrain-transporter {'+'.join(games)}",
-        unit="step",
-        dynamic_ncols=True,
-        mininterval=1.0,
+    ).to(run.device)
+    return train_on_pairs(
+        run,
+        model,
+        model.loss,
+        columns=METRIC_COLUMNS,
+        loss_key="transporter_loss",
+        save=save_transporter,
+        name="pretrain-transporter",
+        progress=progress,
     )
-    for step in bar:
-        source, target = sample_pair_batch(frames, config.batch_size, rng, torch_device)
-        loss, metrics = model.loss(source, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        losses.append(metrics["transporter_loss"])
-        if step % config.log_every == 0 or step == config.steps:
-            elapsed = time.perf_counter() - last_time
-            rows.append(
-                {
-                    "step": step,
-                    "time": now(),
-                    "pairs_per_s": config.batch_size * (step - last_step) / max(elapsed, 1e-9),
-                    "transporter_loss": float(np.mean(losses)),
-                }
-            )
-            losses, last_time, last_step = [], time.perf_counter(), step
-            bar.set_postfix(loss=f"{rows[-1]['transporter_loss']:.4f}", refresh=False)
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            provenance["steps"] = step
-            provenance["final_loss"] = rows[-1]["transporter_loss"] if rows else None
-            training_state = {
-                "optimizer": optimizer.state_dict(),
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "rows": rows,
-                "step": step,
-                "created": provenance["created"],
-            }
-            model.eval()  # batch-norm statistics are saved as they are; eval changes none
-            save_transporter(model, out_dir, provenance, training_state)
-            model.train()
-            log = MetricsLog(out_dir / METRICS_FILE, METRIC_COLUMNS)
-            for row in rows:
-                log.log(row)
-    return out_dir
 
 
 __all__ = ["TransporterPretrainConfig", "pretrain_transporter"]

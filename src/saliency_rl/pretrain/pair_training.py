@@ -1,0 +1,309 @@
+"""Frame pairs of Atari datasets, and the loop shared by the models pretrained on them: the
+attention module (``pretrain-attention``) and the Transporter baseline
+(``pretrain-transporter``).
+
+A pair is a source and a target frame of one episode, 1 to ``max_gap`` steps apart; with
+several datasets (several games) a batch draws from each equally often. Every frame of every
+dataset is loaded into memory once (7 KiB a frame: 0.7 GB for 100k).
+
+Both models draw (source, target) batches with ``sample_pair_batch``, take Adam
+steps with gradients clipped to a global norm, log one metrics.csv row per ``log_every``
+steps (each metric the mean over those steps) and save a checkpoint every
+``checkpoint_every`` steps and at the end. The checkpoint holds the weights, the provenance
+and a training state (optimizer, step, NumPy and torch RNG states, the rows so far), so
+``--resume`` continues bit for bit: the resumed run's weights equal those of a run that was
+never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from saliency_rl import __version__
+from saliency_rl.checkpoint import is_checkpoint, load_checkpoint, load_training_state
+from saliency_rl.data.dataset import Dataset
+from saliency_rl.devices import resolve_device
+from saliency_rl.envs.spec import parse_spec
+from saliency_rl.errors import DatasetError
+from saliency_rl.runs import METRICS_FILE, MetricsLog, RunError, now
+
+
+class PairConfig(Protocol):
+    """The settings every pair pretraining has (its dataclass adds the model's own)."""
+
+    steps: int
+    batch_size: int
+    learning_rate: float
+    max_grad_norm: float
+    seed: int
+    log_every: int
+    checkpoint_every: int
+
+
+class FramePairs:
+    """The frames of one dataset, episodes concatenated: (F, 1, 84, 84) uint8."""
+
+    def __init__(self, dataset: Dataset, max_gap: int) -> None:
+        episodes = [dataset.episode(i, ["rgb"])["rgb"] for i in range(dataset.num_episodes)]
+        lengths = np.array([len(e) for e in episodes], np.int64)
+        usable = np.flatnonzero(lengths >= 2)
+        if len(usable) == 0:
+            raise DatasetError(
+                f"dataset {dataset.root} has no episode of 2 frames or more: no frame pairs; "
+                "collect more frames"
+            )
+        self.frames = np.concatenate([episodes[i] for i in usable])
+        self.lengths = lengths[usable]
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.max_gap = max_gap
+
+    def sample(self, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(source, target) global frame indices, each (count,), same episode, 1..max_gap apart."""
+        # Every target frame is equally likely: episodes drawn in proportion to their length.
+        episode = rng.choice(len(self.lengths), size=count, p=self.lengths / self.lengths.sum())
+        length = self.lengths[episode]
+        target = np.floor(rng.random(count) * length).astype(np.int64)
+        low = np.maximum(0, target - self.max_gap)
+        high = np.minimum(length - 1, target + self.max_gap)
+        source = low + np.floor(rng.random(count) * (high - low)).astype(np.int64)  # < high
+        source += source >= target  # skip the target itself
+        start = self.starts[episode]
+        return start + source, start + target
+
+
+def open_atari_dataset(path: str | Path) -> tuple[Dataset, str]:
+    dataset = Dataset.open(path)
+    spec = parse_spec(dataset.env_spec)
+    if spec.suite != "atari":
+        raise DatasetError(
+            f"dataset {path} holds {dataset.env_spec} frames; the attention module is "
+            "pretrained on Atari frames (collect --env atari:<Game>)"
+        )
+    rgb = dataset.fields["rgb"]
+    if rgb.dtype != "uint8" or tuple(rgb.shape) != (1, 84, 84):
+        raise DatasetError(
+            f"dataset {path} stores frames {rgb.dtype} {tuple(rgb.shape)}; the attention module "
+            "needs grey 84x84 frames, uint8 (1, 84, 84) (collect's Atari default)"
+        )
+    from saliency_rl.envs.atari_vector import atari_game
+
+    return dataset, atari_game(dataset.env_spec)
+
+
+def open_frame_pairs(
+    paths: Sequence[str | Path], max_gap: int
+) -> tuple[list[FramePairs], list[str], list[dict[str, Any]]]:
+    """Open Atari datasets for pair sampling: their FramePairs, the games (each once, in
+    order) and one provenance record per dataset (path, spec, game, sizes, policies)."""
+    opened = [open_atari_dataset(p) for p in paths]
+    records = [
+        {
+            "path": str(Path(dataset.root).resolve()),
+            "env_spec": dataset.env_spec,
+            "game": game,
+            "episodes": dataset.num_episodes,
+            "frames": dataset.num_frames,
+            "policies": sorted(
+                {c.get("policy", "?") for c in dataset.meta["provenance"]["collections"]}
+            ),
+        }
+        for dataset, game in opened
+    ]
+    frames = [FramePairs(dataset, max_gap) for dataset, _ in opened]
+    return frames, list(dict.fromkeys(game for _, game in opened)), records
+
+
+def sample_pair_batch(
+    frames: list[FramePairs], batch_size: int, rng: np.random.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(source, target) uint8 (B, 1, 84, 84): datasets equally often, then pairs in each."""
+    which = rng.integers(len(frames), size=batch_size)
+    sources, targets = [], []
+    for i, data in enumerate(frames):
+        count = int((which == i).sum())
+        if count:
+            s, t = data.sample(count, rng)
+            sources.append(data.frames[s])
+            targets.append(data.frames[t])
+    source = torch.from_numpy(np.concatenate(sources)).to(device)
+    target = torch.from_numpy(np.concatenate(targets)).to(device)
+    return source, target
+
+
+@dataclasses.dataclass
+class PairRun:
+    """A pretraining about to start or continue: settings, data, where it is saved."""
+
+    config: Any
+    """The settings (a dataclass with the PairConfig fields and ``validate``)."""
+    out_dir: Path
+    device: torch.device
+    frames: list[FramePairs]
+    games: list[str]
+    provenance: dict[str, Any]
+    """Stored in every checkpoint: games, datasets, settings, device, version, created."""
+    weights: dict[str, torch.Tensor] | None = None
+    """On resume: the weights and the training state of the last save."""
+    state: dict[str, Any] | None = None
+
+
+def start_pair_run(
+    datasets: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    steps: int | None,
+    config: Any,
+    *,
+    resume: bool,
+    device: str | torch.device,
+    what: str,
+) -> PairRun:
+    """Check the settings and ``out_dir``, open the datasets' frame pairs.
+
+    ``config`` is the default settings' dataclass instance (copied; ``steps`` overrides its
+    ``steps``). With ``resume`` the settings saved in ``out_dir``'s checkpoint are used
+    instead (``steps`` still overriding), and its weights and training state come back.
+
+    Raises:
+        RunError: a bad setting, no dataset, ``out_dir`` not empty (without resume) or
+            without a checkpoint and training state (with resume).
+        DatasetError: a dataset is missing, not Atari grey 84x84, or has no frame pairs.
+    """
+    config = dataclasses.replace(config)
+    if steps is not None:
+        config.steps = steps
+    config.validate()
+    paths = [datasets] if isinstance(datasets, str | Path) else list(datasets)
+    if not paths:
+        raise RunError(f"give at least one dataset to train the {what} on")
+    out_dir = Path(out_dir)
+    torch_device = resolve_device(device)
+    weights = state = None
+    if resume:
+        if not is_checkpoint(out_dir):
+            raise RunError(f"{out_dir} holds no {what} checkpoint to resume")
+        saved, weights = load_checkpoint(out_dir, torch_device)
+        state = load_training_state(out_dir, "cpu")
+        if state is None:
+            raise RunError(f"{out_dir} has no training state: it cannot be resumed")
+        config = type(config)(**saved["provenance"]["pretraining"])
+        if steps is not None:
+            config.steps = steps
+        config.validate()
+    elif out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise RunError(f"{out_dir} exists and is not empty: choose another --out, or --resume")
+    frames, games, records = open_frame_pairs(paths, config.max_gap)
+    provenance: dict[str, Any] = {
+        "games": games,
+        "datasets": records,
+        "pretraining": dataclasses.asdict(config),
+        "device": str(torch_device),
+        "package_version": __version__,
+        "created": state["created"] if state is not None else now(),
+    }
+    return PairRun(config, out_dir, torch_device, frames, games, provenance, weights, state)
+
+
+def train_on_pairs(
+    run: PairRun,
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]],
+    *,
+    columns: tuple[str, ...],
+    loss_key: str,
+    save: Callable[[nn.Module, Path, dict[str, Any], dict[str, Any]], Any],
+    name: str,
+    progress: bool,
+) -> Path:
+    """Train ``model`` on ``loss_fn(source, target) -> (loss, metrics)`` to the run's steps;
+    returns its ``out_dir``.
+
+    ``run.provenance`` is stored in every checkpoint with ``steps`` and ``final_loss`` (the
+    last row's ``loss_key``) added; ``save(model, out_dir, provenance, training_state)``
+    writes the checkpoint, which replaces ``out_dir`` whole, and metrics.csv (``columns``) is
+    written back beside it. ``name`` labels the progress bar.
+    """
+    config, out_dir, device, provenance = run.config, run.out_dir, run.device, run.provenance
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    rng = np.random.default_rng(config.seed)
+    rows: list[dict[str, Any]] = []
+    start = 0
+    if run.state is not None and run.weights is not None:
+        model.load_state_dict(run.weights)
+        optimizer.load_state_dict(run.state["optimizer"])
+        rng.bit_generator.state = run.state["rng"]
+        torch.set_rng_state(run.state["torch_rng"])
+        rows, start = run.state["rows"], int(run.state["step"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.train()
+    pending: dict[str, list[float]] = {}
+    last_time, last_step = time.perf_counter(), start
+    bar = tqdm(
+        range(start + 1, config.steps + 1),
+        disable=not progress,
+        desc=f"{name} {'+'.join(run.games)}",
+        unit="step",
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )
+    for step in bar:
+        source, target = sample_pair_batch(run.frames, config.batch_size, rng, device)
+        loss, metrics = loss_fn(source, target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        for key, value in metrics.items():
+            pending.setdefault(key, []).append(value)
+        if step % config.log_every == 0 or step == config.steps:
+            elapsed = time.perf_counter() - last_time
+            row = {k: float(np.mean(v)) for k, v in pending.items() if k in columns}
+            row.update(
+                step=step,
+                time=now(),
+                pairs_per_s=config.batch_size * (step - last_step) / max(elapsed, 1e-9),
+            )
+            rows.append(row)
+            pending, last_time, last_step = {}, time.perf_counter(), step
+            bar.set_postfix(loss=f"{row[loss_key]:.4f}", refresh=False)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            provenance["steps"] = step
+            provenance["final_loss"] = rows[-1][loss_key] if rows else None
+            training_state = {
+                "optimizer": optimizer.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "rows": rows,
+                "step": step,
+                "created": provenance["created"],
+            }
+            if out_dir.exists() and any(out_dir.iterdir()) and not is_checkpoint(out_dir):
+                raise RunError(
+                    f"{out_dir} was changed by someone else during pretraining; stopping"
+                )
+            model.eval()  # batch-norm statistics are saved as they are; eval changes none
+            save(model, out_dir, provenance, training_state)
+            model.train()
+            log = MetricsLog(out_dir / METRICS_FILE, columns)
+            for row in rows:
+                log.log(row)
+    return out_dir
+
+
+__all__ = [
+    "FramePairs",
+    "PairConfig",
+    "PairRun",
+    "open_frame_pairs",
+    "sample_pair_batch",
+    "start_pair_run",
+    "train_on_pairs",
+]
