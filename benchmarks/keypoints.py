@@ -63,21 +63,32 @@ def _steps(checkpoint: Path) -> int | None:
 
 
 def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -> None:
-    """Collect and pretrain what is missing, through the CLI (in-process)."""
+    """Collect and pretrain what is missing, through the CLI (in-process). A pretraining
+    stopped early is resumed to ``steps``; a checkpoint without a training state (made before
+    pretrain-attention could resume) is kept aside as ``NAME.<steps>-steps`` and trained anew.
+    """
     from saliency_rl.cli import main
+
+    def run(args: list[str]) -> None:
+        if main(args) != 0:
+            raise SystemExit(f"keypoints: `saliency-rl {' '.join(args)}` failed")
 
     quiet = ["--no-progress", "--device", "cpu"]
     if not (data / game).exists():
-        main(["collect", "--env", f"atari:{game}", "--frames", "20000", "--policy", "random"]
-             + ["--seed", "0", "--out", str(data / game), "--no-progress"])  # fmt: skip
-    if _steps(ckpt / f"attention_{game}") != steps:
-        main(["pretrain-attention", str(data / game), "--out", str(ckpt / f"attention_{game}")]
-             + ["--steps", str(steps), "--batch-size", "32", *quiet])  # fmt: skip
-    transporter = ckpt / f"transporter_{game}"
-    if _steps(transporter) != steps:
-        resume = ["--resume"] if _steps(transporter) else ["--keypoints", str(k)]
-        main(["pretrain-transporter", str(data / game), "--out", str(transporter), *resume]
-             + ["--width", str(width), "--steps", str(steps), "--batch-size", "32", *quiet])  # fmt: skip
+        run(["collect", "--env", f"atari:{game}", "--frames", "20000", "--policy", "random"]
+            + ["--seed", "0", "--out", str(data / game), "--no-progress"])  # fmt: skip
+    for kind, first in (("attention", []), ("transporter", ["--keypoints", str(k)])):
+        out = ckpt / f"{kind}_{game}"
+        done = _steps(out)
+        if done == steps:
+            continue
+        if done is not None and not (out / "training_state").is_dir():
+            out.rename(out.with_name(f"{out.name}.{done}-steps"))
+            done = None
+        extra = ["--width", str(width)] if kind == "transporter" else []
+        run([f"pretrain-{kind}", str(data / game), "--out", str(out)]
+            + (["--resume"] if done is not None else first + extra)
+            + ["--steps", str(steps), "--batch-size", "32", *quiet])  # fmt: skip
 
 
 def evaluate_game(game: str, ckpt: Path, k: int, frames: int, seed: int) -> dict:
