@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
 from saliency_rl.cli import main
 
@@ -120,18 +118,3 @@ def test_bad_inputs_are_one_line(trained, tmp_path, capsys):
         code = main(args + ["--frames", "2", "--out", str(tmp_path / "o")])
         err = capsys.readouterr().err.strip()
         assert code == 2 and message in err and len(err.splitlines()) == 1, err
-
-
-def test_transporter_resume_continues_exactly(trained, tmp_path):
-    base = ["pretrain-transporter", str(trained["data"]), "--keypoints", "2", "--width", "4"]
-    base += ["--batch-size", "2", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
-    whole, split = tmp_path / "whole", tmp_path / "split"
-    assert main(base + ["--out", str(whole), "--steps", "4"]) == 0
-    assert main(base + ["--out", str(split), "--steps", "2"]) == 0
-    assert main(base + ["--out", str(split), "--steps", "4", "--resume"]) == 0
-    a, b = (load_file(d / "model.safetensors") for d in (whole, split))
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
-    config = json.loads((split / "config.json").read_text())
-    assert config["provenance"]["steps"] == 4
