@@ -77,7 +77,9 @@ def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -
     if not (data / game).exists():
         run(["collect", "--env", f"atari:{game}", "--frames", "20000", "--policy", "random"]
             + ["--seed", "0", "--out", str(data / game), "--no-progress"])  # fmt: skip
-    for kind, first in (("attention", []), ("transporter", ["--keypoints", str(k)])):
+    # The model's own settings go to a new pretraining only: a resume keeps the saved ones.
+    transporter = ["--keypoints", str(k), "--width", str(width)]
+    for kind, new in (("attention", []), ("transporter", transporter)):
         out = ckpt / f"{kind}_{game}"
         done = _steps(out)
         if done == steps:
@@ -85,9 +87,8 @@ def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -
         if done is not None and not (out / "training_state").is_dir():
             out.rename(out.with_name(f"{out.name}.{done}-steps"))
             done = None
-        extra = ["--width", str(width)] if kind == "transporter" else []
         run([f"pretrain-{kind}", str(data / game), "--out", str(out)]
-            + (["--resume"] if done is not None else first + extra)
+            + (["--resume"] if done is not None else new)
             + ["--steps", str(steps), "--batch-size", "32", *quiet])  # fmt: skip
 
 

@@ -56,8 +56,11 @@ def test_read_run_checks_the_algo(tmp_path):
     assert read_run(tmp_path, ("bc",))["algo"] == "bc"
     with pytest.raises(RunError, match=r"is not a SAC run \(algo 'bc'\)"):
         read_run(tmp_path, ("sac",))
-    with pytest.raises(RunError, match="is not an A2C or ACKTR run"):
+    with pytest.raises(RunError, match="is not an A2C or ACKTR run") as refused:
         read_run(tmp_path, ("a2c", "acktr"))
+    assert "resume it with" not in str(refused.value)
+    with pytest.raises(RunError, match=r"resume it with `saliency-rl train bc --resume`"):
+        read_run(tmp_path, ("sac",), resuming=True)
     with pytest.raises(RunError, match="does not exist"):
         read_run(tmp_path / "missing", ("bc",))
     (tmp_path / CONFIG_FILE).write_text("{not json")

@@ -93,15 +93,22 @@ def read_json(path: str | Path, what: str) -> Any:
         raise RunError(f"{path} is damaged: not valid JSON ({error})") from None
 
 
-def read_run(run_dir: str | Path, algos: Sequence[str]) -> dict[str, Any]:
-    """A run's config.json; RunError if it is missing, damaged, or of another ``algo``."""
+def read_run(run_dir: str | Path, algos: Sequence[str], resuming: bool = False) -> dict[str, Any]:
+    """A run's config.json; RunError if it is missing, damaged, or of another ``algo``
+    (when ``resuming``, the error names the command that resumes the run it is)."""
     run_dir = Path(run_dir)
     names = " or ".join(a.upper() for a in algos)
     saved = read_json(run_dir / CONFIG_FILE, f"{names} run ({CONFIG_FILE})")
-    if saved.get("algo") not in algos:
+    algo = saved.get("algo")
+    if algo not in algos:
+        hint = (
+            f": resume it with `saliency-rl train {algo} --resume`"
+            if resuming and isinstance(algo, str) and algo
+            else ""
+        )
         raise RunError(
             f"{run_dir} is not {'an' if names[0] in 'AEIOU' else 'a'} {names} run "
-            f"(algo {saved.get('algo')!r})"
+            f"(algo {algo!r}){hint}"
         )
     return saved
 

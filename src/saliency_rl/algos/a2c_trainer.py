@@ -73,7 +73,7 @@ from saliency_rl.runs import (
     crossed,
     now,
     package_versions,
-    read_json,
+    read_run,
     resumed_config,
     run_name,
     write_json,
@@ -380,14 +380,7 @@ def resume_a2c(
     None takes either. See the module docstring on exactness.
     """
     run_dir = Path(run_dir)
-    saved = read_json(run_dir / CONFIG_FILE, "A2C/ACKTR run (config.json)")
-    kinds = (algo,) if algo else ("a2c", "acktr")
-    if saved.get("algo") not in kinds:
-        raise RunError(
-            f"{run_dir} is not an {' or '.join(k.upper() for k in kinds)} run "
-            f"(algo {saved.get('algo')!r}): resume it with `saliency-rl train "
-            f"{saved.get('algo')} --resume`"
-        )
+    saved = read_run(run_dir, (algo,) if algo else ("a2c", "acktr"), resuming=True)
     if env_spec is not None and atari_game(env_spec) != atari_game(saved["env"]):
         raise RunError(f"{run_dir} trains on {saved['env']}, not {env_spec}")
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST

@@ -393,7 +393,7 @@ def resume_bc(
     (e.g. ``steps`` to train longer), the others must equal them; None values are ignored.
     """
     run_dir = Path(run_dir)
-    saved = read_run(run_dir, ("bc",))
+    saved = read_run(run_dir, ("bc",), resuming=True)
     resumed_config(run_dir, saved, BCConfig.from_json(saved["config"]), changes, RESUMABLE_CHANGES)
     torch_device = resolve_device(device)
     dataset = Dataset.open(saved["dataset"])

@@ -384,7 +384,7 @@ def resume_sac(
     ignored.
     """
     run_dir = Path(run_dir)
-    saved = read_run(run_dir, ("sac",))
+    saved = read_run(run_dir, ("sac",), resuming=True)
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
     if not is_checkpoint(checkpoint):
         raise RunError(f"{run_dir} has no checkpoint to resume from ({checkpoint} is missing)")

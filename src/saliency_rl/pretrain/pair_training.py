@@ -21,7 +21,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,18 +35,6 @@ from saliency_rl.devices import resolve_device
 from saliency_rl.envs.spec import parse_spec
 from saliency_rl.errors import DatasetError
 from saliency_rl.runs import METRICS_FILE, MetricsLog, RunError, now
-
-
-class PairConfig(Protocol):
-    """The settings every pair pretraining has (its dataclass adds the model's own)."""
-
-    steps: int
-    batch_size: int
-    learning_rate: float
-    max_grad_norm: float
-    seed: int
-    log_every: int
-    checkpoint_every: int
 
 
 class FramePairs:
@@ -144,7 +132,9 @@ class PairRun:
     """A pretraining about to start or continue: settings, data, where it is saved."""
 
     config: Any
-    """The settings (a dataclass with the PairConfig fields and ``validate``)."""
+    """The settings: a dataclass with ``validate()`` and at least ``steps``, ``batch_size``,
+    ``learning_rate``, ``max_grad_norm``, ``max_gap``, ``seed``, ``log_every`` and
+    ``checkpoint_every`` (AttentionPretrainConfig, TransporterPretrainConfig)."""
     out_dir: Path
     device: torch.device
     frames: list[FramePairs]
@@ -300,7 +290,6 @@ def train_on_pairs(
 
 __all__ = [
     "FramePairs",
-    "PairConfig",
     "PairRun",
     "open_frame_pairs",
     "sample_pair_batch",
