@@ -55,17 +55,21 @@ PAPER = {
 }
 
 
-def _steps(checkpoint: Path) -> int | None:
+def _saved(checkpoint: Path) -> tuple[int | None, dict]:
+    """(steps trained, model settings) of a checkpoint; (None, {}) when there is none."""
     try:
-        return json.loads((checkpoint / "config.json").read_text())["provenance"].get("steps")
+        config = json.loads((checkpoint / "config.json").read_text())
+        return config["provenance"].get("steps"), config.get("kwargs", {})
     except (OSError, KeyError, json.JSONDecodeError):
-        return None
+        return None, {}
 
 
 def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -> None:
     """Collect and pretrain what is missing, through the CLI (in-process). A pretraining
-    stopped early is resumed to ``steps``; a checkpoint without a training state (made before
-    pretrain-attention could resume) is kept aside as ``NAME.<steps>-steps`` and trained anew.
+    stopped early is resumed to ``steps``. A checkpoint that cannot be resumed into the one
+    asked for (no training state: made before pretrain-attention could resume; or another
+    Transporter width or number of keypoints) is kept aside as ``NAME.<steps>-steps`` and
+    trained anew.
     """
     from saliency_rl.cli import main
 
@@ -79,12 +83,14 @@ def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -
             + ["--seed", "0", "--out", str(data / game), "--no-progress"])  # fmt: skip
     # The model's own settings go to a new pretraining only: a resume keeps the saved ones.
     transporter = ["--keypoints", str(k), "--width", str(width)]
+    wanted = {"attention": {}, "transporter": {"num_keypoints": k, "width": width}}
     for kind, new in (("attention", []), ("transporter", transporter)):
         out = ckpt / f"{kind}_{game}"
-        done = _steps(out)
-        if done == steps:
+        done, settings = _saved(out)
+        same = all(settings.get(name) == value for name, value in wanted[kind].items())
+        if done == steps and same:
             continue
-        if done is not None and not (out / "training_state").is_dir():
+        if done is not None and not (same and (out / "training_state").is_dir()):
             out.rename(out.with_name(f"{out.name}.{done}-steps"))
             done = None
         run([f"pretrain-{kind}", str(data / game), "--out", str(out)]
@@ -112,8 +118,8 @@ def evaluate_game(game: str, ckpt: Path, k: int, frames: int, seed: int) -> dict
         "frames": frames,
         "objects_per_frame": float(np.mean([len(o) for o in played.objects])),
         "steps": {
-            "ours": _steps(ckpt / f"attention_{game}"),
-            "transporter": _steps(ckpt / f"transporter_{game}"),
+            "ours": _saved(ckpt / f"attention_{game}")[0],
+            "transporter": _saved(ckpt / f"transporter_{game}")[0],
         },
         "methods": {},
     }
@@ -273,8 +279,8 @@ def main() -> None:
             prepare(game, args.data, args.ckpt, args.k, args.steps, args.width)
         old = previous.get("results", {}).get(game)
         steps_now = {
-            "ours": _steps(args.ckpt / f"attention_{game}"),
-            "transporter": _steps(args.ckpt / f"transporter_{game}"),
+            "ours": _saved(args.ckpt / f"attention_{game}")[0],
+            "transporter": _saved(args.ckpt / f"transporter_{game}")[0],
         }
         if old is not None and old["steps"] == steps_now and old["frames"] == args.frames:
             report["results"][game] = old
