@@ -66,7 +66,8 @@ def _saved(checkpoint: Path) -> tuple[int | None, dict]:
 
 def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -> None:
     """Collect and pretrain what is missing, through the CLI (in-process). A pretraining
-    stopped early is resumed to ``steps``. A checkpoint that cannot be resumed into the one
+    stopped early is resumed to ``steps`` (one stopped before its first checkpoint is kept
+    aside as ``NAME.no-checkpoint-<ns>`` and started again). A checkpoint that cannot be resumed into the one
     asked for (no training state: made before pretrain-attention could resume; or another
     Transporter width or number of keypoints) is kept aside as ``NAME.<steps>-steps`` and
     trained anew.
@@ -93,6 +94,8 @@ def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -
         if done is not None and not (same and (out / "training_state").is_dir()):
             out.rename(out.with_name(f"{out.name}.{done}-steps"))
             done = None
+        elif done is None and out.is_dir() and any(out.iterdir()):  # killed before a checkpoint
+            out.rename(out.with_name(f"{out.name}.no-checkpoint-{time.time_ns()}"))
         run([f"pretrain-{kind}", str(data / game), "--out", str(out)]
             + (["--resume"] if done is not None else new)
             + ["--steps", str(steps), "--batch-size", "32", *quiet])  # fmt: skip
