@@ -64,13 +64,21 @@ def _saved(checkpoint: Path) -> tuple[int | None, dict]:
         return None, {}
 
 
+def trained_steps(ckpt: Path, game: str) -> dict[str, int | None]:
+    """Pretraining steps of the two models a game is evaluated with."""
+    return {
+        "ours": _saved(ckpt / f"attention_{game}")[0],
+        "transporter": _saved(ckpt / f"transporter_{game}")[0],
+    }
+
+
 def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -> None:
     """Collect and pretrain what is missing, through the CLI (in-process). A pretraining
-    stopped early is resumed to ``steps`` (one stopped before its first checkpoint is kept
-    aside as ``NAME.no-checkpoint-<ns>`` and started again). A checkpoint that cannot be resumed into the one
-    asked for (no training state: made before pretrain-attention could resume; or another
-    Transporter width or number of keypoints) is kept aside as ``NAME.<steps>-steps`` and
-    trained anew.
+    stopped early is resumed to ``steps``; one stopped before its first checkpoint is kept
+    aside as ``NAME.no-checkpoint-<ns>`` and started again. A checkpoint that cannot be
+    resumed into the one asked for (no training state: made before pretrain-attention could
+    resume; or another Transporter width or number of keypoints) is kept aside as
+    ``NAME.<steps>-steps`` and trained anew.
     """
     from saliency_rl.cli import main
 
@@ -101,7 +109,9 @@ def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -
             + ["--steps", str(steps), "--batch-size", "32", *quiet])  # fmt: skip
 
 
-def evaluate_game(game: str, ckpt: Path, k: int, frames: int, seed: int) -> dict:
+def evaluate_game(
+    game: str, ckpt: Path, k: int, frames: int, seed: int, steps: dict[str, int | None]
+) -> dict:
     from saliency_rl.experiments.keypoints import KeypointModel, load_keypoint_model, play_frames
     from saliency_rl.models.attention import SelfSupervisedAttention
     from saliency_rl.models.keypoints import precision_recall
@@ -120,10 +130,7 @@ def evaluate_game(game: str, ckpt: Path, k: int, frames: int, seed: int) -> dict
         "game": game,
         "frames": frames,
         "objects_per_frame": float(np.mean([len(o) for o in played.objects])),
-        "steps": {
-            "ours": _saved(ckpt / f"attention_{game}")[0],
-            "transporter": _saved(ckpt / f"transporter_{game}")[0],
-        },
+        "steps": steps,
         "methods": {},
     }
     for name, model in models.items():
@@ -281,15 +288,14 @@ def main() -> None:
         if args.prepare:
             prepare(game, args.data, args.ckpt, args.k, args.steps, args.width)
         old = previous.get("results", {}).get(game)
-        steps_now = {
-            "ours": _saved(args.ckpt / f"attention_{game}")[0],
-            "transporter": _saved(args.ckpt / f"transporter_{game}")[0],
-        }
+        steps_now = trained_steps(args.ckpt, game)
         if old is not None and old["steps"] == steps_now and old["frames"] == args.frames:
             report["results"][game] = old
         else:
             print(f"{game}: evaluating (steps {steps_now})", flush=True)
-            report["results"][game] = evaluate_game(game, args.ckpt, args.k, args.frames, args.seed)
+            report["results"][game] = evaluate_game(
+                game, args.ckpt, args.k, args.frames, args.seed, steps_now
+            )
         args.out.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=2))
         write_markdown(report, md_path)
