@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import time
 from pathlib import Path
 
 from machine_info import cpu_model, package_versions
+from run_dirs import set_aside_unstarted
 
 GAME = "MsPacman"
 REFERENCE = {"none": 1100, "joint": 1850}  # official README, 10M agent steps
@@ -68,8 +68,8 @@ def train_command(path: Path, mode: str, seed: int, budget: int, args: argparse.
     common += ["--checkpoint-every", str(args.checkpoint_every)]
     if (path / "checkpoints" / "latest" / "config.json").is_file():
         return command + ["--resume", "--out", str(path), *common]
-    if path.exists():  # killed before its first checkpoint: nothing to keep
-        shutil.rmtree(path)
+    if path.exists():  # killed before its first checkpoint
+        set_aside_unstarted(path)
     command += ["--env", f"atari:{GAME}", "--attention", mode, "--seed", str(seed)]
     command += ["--vector", "native", "--out", str(path), "--device", "cpu"]
     return command + common

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from run_dirs import set_aside_unstarted
 
 GAMES = ("MsPacman", "Frostbite", "Berzerk")
 THRESHOLDS = (8.0, 12.0, 16.0)
@@ -103,7 +104,7 @@ def prepare(game: str, data: Path, ckpt: Path, k: int, steps: int, width: int) -
             out.rename(out.with_name(f"{out.name}.{done}-steps"))
             done = None
         elif done is None and out.is_dir() and any(out.iterdir()):  # killed before a checkpoint
-            out.rename(out.with_name(f"{out.name}.no-checkpoint-{time.time_ns()}"))
+            set_aside_unstarted(out)
         run([f"pretrain-{kind}", str(data / game), "--out", str(out)]
             + (["--resume"] if done is not None else new)
             + ["--steps", str(steps), "--batch-size", "32", *quiet])  # fmt: skip

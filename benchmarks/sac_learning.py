@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from run_dirs import set_aside_unstarted
+
 RESULTS = Path(__file__).parent / "results"
 # Published DMC 100k-step scores (mean), for the table's reference column.
 ANCHORS = {
@@ -111,8 +113,7 @@ def train(todo: list[dict], args: argparse.Namespace) -> None:
             cell = queue.pop(0)
             run = cell["run"]
             if (run / "config.json").exists() and not has_checkpoint(run):
-                # killed before its first checkpoint: nothing to resume; kept aside, restarted
-                run.rename(run.with_name(f"{run.name}.no-checkpoint-{int(time.time())}"))
+                set_aside_unstarted(run)  # killed before its first checkpoint
             argv = command(cell, args)
             log = Path(args.logs) / f"{cell['run'].name}.log"
             print(f"start {shlex.join(argv)}", flush=True)
