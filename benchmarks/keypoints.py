@@ -26,7 +26,7 @@ Checkpoints are read as they are: a pretraining still running is evaluated at it
 Usage:
     python benchmarks/keypoints.py --data DATA --ckpt CKPT [--k 5] [--frames 300]
         [--games MsPacman Frostbite Berzerk] [--prepare --steps S --width W] [--resume]
-        [--out benchmarks/results]
+        [--out benchmarks/results] [--name keypoints]
 """
 
 from __future__ import annotations
@@ -263,10 +263,13 @@ def main() -> None:
     parser.add_argument("--budget-note", default="", help="what budget was used, for the record")
     parser.add_argument("--notes", default="", help="free text appended to the results file")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--name", default="keypoints", help="results file stem: OUT/NAME.json and OUT/NAME.md"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    json_path, md_path = args.out / "keypoints.json", args.out / "keypoints.md"
+    json_path, md_path = args.out / f"{args.name}.json", args.out / f"{args.name}.md"
     previous = json.loads(json_path.read_text()) if args.resume and json_path.exists() else {}
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
