@@ -12,7 +12,7 @@ is brought to ``--stage`` agent steps, then every run to 2 x stage, and so on up
 resume). So whenever the script is stopped, all runs have (about) the same budget and the
 table compares like with like. Rerunning the script continues: a run whose eval.json says it
 reached the stage is skipped, a run with a checkpoint is resumed, a run directory without a
-checkpoint (killed before its first save) starts again. With the native vector env a resumed
+checkpoint (killed before its first save) is kept aside (run_dirs.py) and starts again. With the native vector env a resumed
 run restarts its games (ale-py cannot snapshot them): the weights, optimizer and counters
 continue exactly, the games do not (see algos/a2c_trainer.py).
 

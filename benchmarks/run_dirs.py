@@ -1,4 +1,5 @@
-"""What the benchmark scripts do with a run folder that a killed job left before its first checkpoint.
+"""What the benchmark scripts do with a run folder left by a job killed before its first
+checkpoint.
 
 Such a folder has nothing to resume from, and a new run refuses a non-empty folder. It is kept
 aside under a new name (never deleted: its logs say why the job died) and the run starts again.
