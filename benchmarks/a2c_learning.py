@@ -12,9 +12,10 @@ is brought to ``--stage`` agent steps, then every run to 2 x stage, and so on up
 resume). So whenever the script is stopped, all runs have (about) the same budget and the
 table compares like with like. Rerunning the script continues: a run whose eval.json says it
 reached the stage is skipped, a run with a checkpoint is resumed, a run directory without a
-checkpoint (killed before its first save) is kept aside (run_dirs.py) and starts again. With the native vector env a resumed
-run restarts its games (ale-py cannot snapshot them): the weights, optimizer and counters
-continue exactly, the games do not (see algos/a2c_trainer.py).
+checkpoint (killed before its first save) is kept aside (run_dirs.py) and starts again.
+With the native vector env a resumed run restarts its games (ale-py cannot snapshot them):
+the weights, optimizer and counters continue exactly, the games do not (see
+algos/a2c_trainer.py).
 
 Usage:
     python benchmarks/a2c_learning.py [--steps 2000000] [--stage 50000] [--seeds 0 1 2]
@@ -97,6 +98,7 @@ def initial_evaluations(args: argparse.Namespace) -> dict:
 
     from saliency_rl.algos.a2c import A2CAgent
     from saliency_rl.algos.a2c_trainer import EVAL_SEED, evaluate_a2c
+    from saliency_rl.data.atomic import atomic_write_text
     from saliency_rl.envs.atari_vector import make_atari_vector
 
     path = Path(args.root) / "initial_eval.json"
@@ -117,7 +119,7 @@ def initial_evaluations(args: argparse.Namespace) -> dict:
             )
             done[key] = {k: result[k] for k in ("mean", "std", "episodes", "scores")}
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(done, indent=1) + "\n")
+            atomic_write_text(path, json.dumps(done, indent=1) + "\n")
             print(f"  step 0 {key}: {result['mean']:.0f}", flush=True)
     return done
 
@@ -217,11 +219,13 @@ def report(args: argparse.Namespace, wall: float | None) -> dict:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
     }
+    from saliency_rl.data.atomic import atomic_write_text
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "a2c_learning.json").write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out / "a2c_learning.json", json.dumps(result, indent=1) + "\n")
     plot(result, out / "a2c_learning.png")
-    (out / "a2c_learning.md").write_text(markdown(result))
+    atomic_write_text(out / "a2c_learning.md", markdown(result))
     return result
 
 

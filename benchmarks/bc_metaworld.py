@@ -41,7 +41,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_json  # noqa: E402
+from saliency_rl.data.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from saliency_rl.data.collect import collect  # noqa: E402
 from saliency_rl.data.dataset import Dataset  # noqa: E402
 from saliency_rl.pretrain.multimae_pretrain import pretrain_multimae  # noqa: E402
@@ -503,7 +503,7 @@ def write_results(out: Path, result: dict) -> None:
 
 {reductions(result)}
 {notes(out)}"""
-    atomic_write_bytes(out / "bc_metaworld.md", lambda handle: handle.write(text.encode()))
+    atomic_write_text(out / "bc_metaworld.md", text)
 
 
 def main() -> None:

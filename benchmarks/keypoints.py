@@ -45,6 +45,8 @@ import numpy as np
 import torch
 from run_dirs import set_aside_unstarted
 
+from saliency_rl.data.atomic import atomic_write_text
+
 GAMES = ("MsPacman", "Frostbite", "Berzerk")
 THRESHOLDS = (8.0, 12.0, 16.0)
 HEADLINE = 12.0
@@ -237,7 +239,7 @@ def write_markdown(report: dict, path: Path) -> None:
             )
         )
     lines += ["", report["notes"], ""]
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
 
 
 def _command(argv: list[str]) -> str:
@@ -301,7 +303,7 @@ def main() -> None:
                 game, args.ckpt, args.k, args.frames, args.seed, steps_now
             )
         args.out.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2))
+        atomic_write_text(json_path, json.dumps(report, indent=2))
         write_markdown(report, md_path)
     print(md_path.read_text())
 

@@ -192,6 +192,8 @@ def reached(cell: dict) -> int:
 
 
 def report(all_cells: list[dict], args: argparse.Namespace) -> None:
+    from saliency_rl.data.atomic import atomic_write_text
+
     groups: dict[tuple[str, str], list[dict]] = {}
     for cell in all_cells:
         groups.setdefault((cell["task"], cell["label"]), []).append(cell)
@@ -246,7 +248,7 @@ def report(all_cells: list[dict], args: argparse.Namespace) -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     when = (
         f"every {args.eval_every} agent steps and at the end" if args.eval_every else "at the end"
     )
@@ -279,7 +281,7 @@ Machine: {platform.platform()}, {os.cpu_count()} CPUs shared with other jobs (lo
 
 Command: `{result["command"]}`
 """
-    out.with_suffix(".md").write_text(md)
+    atomic_write_text(out.with_suffix(".md"), md)
     print(md)
 
 

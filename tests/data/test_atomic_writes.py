@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from saliency_rl.data.collect import collect
 from saliency_rl.data.dataset import Dataset
@@ -67,3 +68,15 @@ def test_writer_killed_mid_episode(tmp_path):
     dataset = Dataset.open(path)
     assert dataset.num_episodes >= 1
     assert all(len(dataset.episode(e)["rgb"]) == 151 for e in range(dataset.num_episodes))
+
+
+def test_atomic_write_text_keeps_the_old_file_when_the_write_fails(tmp_path):
+    from saliency_rl.data.atomic import atomic_write_text
+
+    path = tmp_path / "results.md"
+    atomic_write_text(path, "old ✓\n")
+    assert path.read_text(encoding="utf-8") == "old ✓\n"
+    with pytest.raises(AttributeError):
+        atomic_write_text(path, None)  # fails inside the write, after the temporary file opened
+    assert path.read_text(encoding="utf-8") == "old ✓\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.md"]  # no temporary file left

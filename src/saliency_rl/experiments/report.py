@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from saliency_rl.data.atomic import atomic_write_bytes
+from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_text
 from saliency_rl.errors import SaliencyRLError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
@@ -644,8 +644,8 @@ def write_report(
 
     page = _PAGE.format(title=html.escape(title), body="\n".join(body))
     index = out / "index.html"
-    atomic_write_bytes(out / "report.md", lambda h: h.write("\n".join(md).encode()))
-    atomic_write_bytes(index, lambda h: h.write(page.encode()))
+    atomic_write_text(out / "report.md", "\n".join(md))
+    atomic_write_text(index, page)
     return index
 
 
