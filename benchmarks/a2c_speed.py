@@ -46,6 +46,8 @@ import torch
 from machine_info import cpu_model
 from torch import nn
 
+from saliency_rl.data.atomic import atomic_write_text
+
 GAME = "MsPacman"
 NUM_ENVS = 16
 FRAME_SKIP = 4
@@ -208,7 +210,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.render:
         result = json.loads((Path(args.out) / "a2c_speed.json").read_text())
-        (Path(args.out) / "a2c_speed.md").write_text(markdown(result))
+        atomic_write_text(Path(args.out) / "a2c_speed.md", markdown(result))
         return
     torch.set_num_threads(args.threads)
 
@@ -284,8 +286,8 @@ def main() -> None:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "a2c_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "a2c_speed.md").write_text(markdown(result))
+    atomic_write_text(out / "a2c_speed.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "a2c_speed.md", markdown(result))
     print(markdown(result))
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from saliency_rl.data.atomic import atomic_write_text
 from saliency_rl.envs import make_env  # sets MUJOCO_GL=egl unless the user chose a backend
 
 SPECS = ["dmc:cartpole-swingup", "dmc:walker-walk", "metaworld:reach"]
@@ -107,7 +108,7 @@ def write(args, results, load_before, load_after) -> None:
         "rounds": args.rounds,
         "results": summary,
     }
-    (out / "distractor_speed.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / "distractor_speed.json", json.dumps(record, indent=2) + "\n")
     lines = [
         "# Distractor modes: env speed against clean",
         "",
@@ -147,7 +148,7 @@ def write(args, results, load_before, load_after) -> None:
         "second on this machine: a few per cent of a 1000-step DMC episode. Absolute rates "
         "follow the machine's load; compare the ratios, measured in the same rounds.",
     ]
-    (out / "distractor_speed.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "distractor_speed.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

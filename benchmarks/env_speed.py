@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from machine_info import cpu_model, package_versions
 
+from saliency_rl.data.atomic import atomic_write_text
 from saliency_rl.envs import make_env  # sets MUJOCO_GL=egl unless the user chose a backend
 
 DMC_TASKS = ["walker-walk", "cartpole-swingup", "ball_in_cup-catch", "finger-spin"]
@@ -206,8 +207,8 @@ def main() -> None:
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "env_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "env_speed.md").write_text(render_markdown(result))
+    atomic_write_text(args.out / "env_speed.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out / "env_speed.md", render_markdown(result))
     print(f"wrote {args.out / 'env_speed.md'}")
 
 

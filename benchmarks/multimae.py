@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from saliency_rl.data.atomic import atomic_write_text
 from saliency_rl.data.collect import collect
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.models.frozen_encoder import FrozenMultiMAEEncoder
@@ -484,8 +485,8 @@ def main() -> None:
     result["load_end"] = load_average()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "multimae.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "multimae.md").write_text(markdown(result))
+    atomic_write_text(out / "multimae.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "multimae.md", markdown(result))
     print(markdown(result))
 
 

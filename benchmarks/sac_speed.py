@@ -37,6 +37,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from saliency_rl.data.atomic import atomic_write_text
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -157,8 +159,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.markdown_only:
         out = Path(args.out)
-        out.with_suffix(".md").write_text(
-            markdown(json.loads(out.with_suffix(".json").read_text()))
+        atomic_write_text(
+            out.with_suffix(".md"), markdown(json.loads(out.with_suffix(".json").read_text()))
         )
         return
     torch.set_num_threads(args.threads)
@@ -215,8 +217,8 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(result))
+    atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), markdown(result))
     print(markdown(result))
 
 
