@@ -46,7 +46,7 @@ import torch
 from machine_info import cpu_model
 from torch import nn
 
-from saliency_rl.data.atomic import atomic_write_text
+from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 
 GAME = "MsPacman"
 NUM_ENVS = 16
@@ -286,7 +286,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "a2c_speed.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out / "a2c_speed.json", result)
     atomic_write_text(out / "a2c_speed.md", markdown(result))
     print(markdown(result))
 

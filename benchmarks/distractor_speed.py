@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from saliency_rl.data.atomic import atomic_write_text
+from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 from saliency_rl.envs import make_env  # sets MUJOCO_GL=egl unless the user chose a backend
 
 SPECS = ["dmc:cartpole-swingup", "dmc:walker-walk", "metaworld:reach"]
@@ -108,7 +107,7 @@ def write(args, results, load_before, load_after) -> None:
         "rounds": args.rounds,
         "results": summary,
     }
-    atomic_write_text(out / "distractor_speed.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_json(out / "distractor_speed.json", record)
     lines = [
         "# Distractor modes: env speed against clean",
         "",

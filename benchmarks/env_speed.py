@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from machine_info import cpu_model, package_versions
 
-from saliency_rl.data.atomic import atomic_write_text
+from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 from saliency_rl.envs import make_env  # sets MUJOCO_GL=egl unless the user chose a backend
 
 DMC_TASKS = ["walker-walk", "cartpole-swingup", "ball_in_cup-catch", "finger-spin"]
@@ -207,7 +206,7 @@ def main() -> None:
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "env_speed.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_json(args.out / "env_speed.json", result)
     atomic_write_text(args.out / "env_speed.md", render_markdown(result))
     print(f"wrote {args.out / 'env_speed.md'}")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from saliency_rl.data.atomic import atomic_write_text
+from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 from saliency_rl.data.collect import collect
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.models.frozen_encoder import FrozenMultiMAEEncoder
@@ -485,7 +484,7 @@ def main() -> None:
     result["load_end"] = load_average()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "multimae.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out / "multimae.json", result)
     atomic_write_text(out / "multimae.md", markdown(result))
     print(markdown(result))
 

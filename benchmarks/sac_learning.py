@@ -192,7 +192,7 @@ def reached(cell: dict) -> int:
 
 
 def report(all_cells: list[dict], args: argparse.Namespace) -> None:
-    from saliency_rl.data.atomic import atomic_write_text
+    from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for cell in all_cells:
@@ -248,7 +248,7 @@ def report(all_cells: list[dict], args: argparse.Namespace) -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out.with_suffix(".json"), result)
     when = (
         f"every {args.eval_every} agent steps and at the end" if args.eval_every else "at the end"
     )

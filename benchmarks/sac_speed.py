@@ -37,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from saliency_rl.data.atomic import atomic_write_text
+from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -217,7 +217,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out.with_suffix(".json"), result)
     atomic_write_text(out.with_suffix(".md"), markdown(result))
     print(markdown(result))
 

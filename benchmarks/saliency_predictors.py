@@ -45,7 +45,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from machine_info import cpu_model, package_versions  # noqa: E402
 
-from saliency_rl.data.atomic import atomic_write_text  # noqa: E402
+from saliency_rl.data.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from saliency_rl.data.collect import collect  # noqa: E402
 from saliency_rl.data.dataset import Dataset  # noqa: E402
 from saliency_rl.saliency.annotations import AnnotationStore, annotate_with_oracle  # noqa: E402
@@ -303,13 +303,13 @@ def main() -> None:
                 f"({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
-            atomic_write_text(out_json, json.dumps(result, indent=2) + "\n")
+            atomic_write_json(out_json, result)
     labelled = {b["model"] for b in result["label_10k"]}
     if "dmc:cartpole-swingup" in args.tasks:
         for model in [m for m in args.models if m not in labelled]:
             result["label_10k"].append(run_big(model, args.work))
             print(f"10k labelling {model}: {result['label_10k'][-1]['seconds']:.1f} s", flush=True)
-    atomic_write_text(out_json, json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out_json, result)
     write_markdown(args.out / "saliency_predictors.md", result)
 
 

@@ -50,9 +50,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
-    data = (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()
-    with atomic_open(path) as handle:
-        handle.write(data)
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _fsync_dir(directory: Path) -> None:
