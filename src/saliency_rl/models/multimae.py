@@ -40,6 +40,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from saliency_rl.data.atomic import atomic_write_json
 from saliency_rl.errors import SaliencyRLError
 from saliency_rl.models.depth_normals import normals_from_depth, standardize_depth
 
@@ -656,9 +657,7 @@ class MultiMAE(nn.Module):
         tmp = directory / f".{WEIGHTS_FILE}.tmp"
         save_file(weights, str(tmp))
         tmp.replace(directory / WEIGHTS_FILE)
-        tmp = directory / f".{CONFIG_FILE}.tmp"
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        tmp.replace(directory / CONFIG_FILE)
+        atomic_write_json(directory / CONFIG_FILE, config)
         return directory
 
     @classmethod

@@ -53,6 +53,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from saliency_rl import __version__
+from saliency_rl.data.atomic import atomic_write_bytes
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError, SaliencyRLError
@@ -424,9 +425,7 @@ def save_reconstruction_png(
             tile = Image.fromarray(pixels[r]).resize((tile_w, tile_h), Image.NEAREST)
             sheet.paste(tile, (c * (tile_w + 2), header + r * (tile_h + 2)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    sheet.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda handle: sheet.save(handle, format="PNG"))
     return path
 
 
