@@ -288,9 +288,7 @@ def markdown(result: dict) -> str:
             "",
             f"Why: {result['reduced_reason'] or 'not given'}",
             "",
-            "At this budget A2C on MsPacman is at the very start of its learning curve (a random "
-            "policy scores about 200-300); the difference the paper reports appears over "
-            "millions of steps, so this table cannot confirm or refute it.",
+            progress_line(result),
             "",
         ]
     ref = result["reference"]
@@ -343,6 +341,28 @@ def markdown(result: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def progress_line(result: dict) -> str:
+    """Where the curves stand at the reduced budget, from the table itself (it moves with every stage)."""
+    first, last = result["table"][0], result["table"][-1]
+
+    def scores(row: dict) -> str:
+        return ", ".join(
+            f"{row[m]['mean']:.0f} ± {row[m]['std']:.0f} ({m})"
+            for m in result["modes"]
+            if row[m]["mean"] is not None
+        )
+
+    cells = [last[m] for m in result["modes"] if last[m]["mean"] is not None]
+    ranges = [(cell["mean"] - cell["std"], cell["mean"] + cell["std"]) for cell in cells]
+    overlap = max(low for low, _ in ranges) <= min(high for _, high in ranges)
+    return (
+        f"At step {first['step']:,}{' (untrained)' if first['step'] == 0 else ''} the networks score {scores(first)}; at {last['step']:,} agent steps "
+        f"({last['step'] / result['reference']['steps']:.1%} of the reference's budget) {scores(last)}, "
+        f"mean ± std ranges that {'overlap' if overlap else 'do not overlap'}. The difference the paper "
+        f"reports is at {result['reference']['steps']:,} agent steps, so this table cannot confirm or refute it."
+    )
 
 
 def table_lines(table: list[dict], modes: list) -> list[str]:
