@@ -34,7 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from saliency_rl.data.atomic import TMP_SUFFIX
+from saliency_rl.data.atomic import TMP_SUFFIX, public_mode
 from saliency_rl.errors import CheckpointError
 
 CONFIG_FILE = "config.json"
@@ -93,7 +93,10 @@ def save_checkpoint(
             (tmp / TRAINING_STATE_DIR).mkdir()
             (tmp / TRAINING_STATE_DIR / "state.json").write_text(json.dumps(encoded) + "\n")
             save_file(_contiguous(tensors), str(tmp / TRAINING_STATE_DIR / "state.safetensors"))
-        for path in tmp.rglob("*"):
+        for path in [tmp, *tmp.rglob("*")]:
+            # mkdtemp makes the directory 0700 and safetensors writes 0600: give both the
+            # modes the umask allows, so others may read a checkpoint when the user lets them.
+            public_mode(path)
             if path.is_file():
                 _fsync(path)
         _swap_in(tmp, directory)

@@ -106,6 +106,8 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from saliency_rl.data.dataset import Dataset
     from saliency_rl.saliency.annotations import annotate_with_oracle
 
+    if args.oracle_overwrite and not args.oracle:
+        raise SaliencyRLError("--oracle-overwrite is only used with --oracle")
     if not args.oracle:
         from saliency_rl.saliency.web import serve_annotation
 
@@ -122,20 +124,50 @@ def cmd_annotate(args: argparse.Namespace) -> None:
         )
         return
     dataset = Dataset.open(args.dataset)
-    frames = annotate_with_oracle(dataset, args.frames, seed=args.seed)
+    report = annotate_with_oracle(
+        dataset, args.frames, seed=args.seed, overwrite_people=args.oracle_overwrite
+    )
+    notes = []
+    if report.unchanged:
+        notes.append(f"{len(report.unchanged)} already held these clicks and were not rewritten")
+    if report.kept:
+        notes.append(
+            f"kept {len(report.kept)} frames a person annotated (--oracle-overwrite replaces them)"
+        )
+    if report.replaced:
+        notes.append(f"replaced a person's clicks on {len(report.replaced)} frames")
     print(
-        f"oracle annotated {len(frames)} frames of {dataset.root}; clicks in {dataset.root / 'annotations'}"
+        f"oracle annotated {len(report.written) + len(report.replaced)} of "
+        f"{len(report.frames)} frames of {dataset.root}"
+        + "".join(f"; {note}" for note in notes)
+        + f"; clicks in {dataset.root / 'annotations'}"
     )
 
 
 def cmd_info(args: argparse.Namespace) -> None:
     from saliency_rl.data.dataset import Dataset
+    from saliency_rl.errors import DatasetError
     from saliency_rl.saliency.annotations import AnnotationStore
 
     dataset = Dataset.open(args.dataset)
     print(dataset.summary())
+    for name in dataset.meta["extra_fields"]:
+        lacking = dataset.episodes_lacking(name)
+        if lacking:  # a labelling still to finish, or episodes collected after it
+            print(
+                f"field {name} is missing for {len(lacking)} of {dataset.num_episodes} episodes "
+                f"(first: {dataset.episode_file(lacking[0])})"
+            )
     annotated = AnnotationStore(dataset).annotated()
     print(f"annotated {len(annotated)} frames")
+    problems = dataset.check(read=args.check)
+    for problem in problems:
+        print(f"damaged: {problem}")
+    if problems:
+        raise DatasetError(
+            f"dataset {dataset.root} has {len(problems)} damaged or foreign file(s), listed "
+            f"above; the first: {problems[0]}"
+        )
 
 
 def cmd_envs(args: argparse.Namespace) -> None:
@@ -384,7 +416,14 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.add_argument(
         "--oracle",
         action="store_true",
-        help="click the simulator's salient points instead of a person",
+        help="click the simulator's salient points instead of a person; frames a person "
+        "annotated are kept as they are",
+    )
+    annotate.add_argument(
+        "--oracle-overwrite",
+        action="store_true",
+        help="with --oracle: replace a person's clicks on the selected frames with the "
+        "oracle's (a person's work is lost)",
     )
     annotate.add_argument("--frames", type=positive_int, default=10, help="frames to annotate (10)")
     annotate.add_argument(
@@ -400,9 +439,19 @@ def build_parser() -> argparse.ArgumentParser:
     annotate.set_defaults(handler=cmd_annotate)
 
     info = commands.add_parser(
-        "info", help="describe a dataset", description="Print a dataset's spec, size and fields."
+        "info",
+        help="describe a dataset and find damaged files",
+        description="Print a dataset's spec, size and fields, and check that every episode and "
+        "field file opens and matches meta.json (dtype, shape, length; the headers only, so it "
+        "is quick). Damaged or foreign files are named, with exit code 2.",
     )
     info.add_argument("dataset", help="dataset directory")
+    info.add_argument(
+        "--check",
+        action="store_true",
+        help="also read every file in full (slow: the whole dataset): finds damage inside a "
+        "file and NaN or inf in float fields",
+    )
     info.set_defaults(handler=cmd_info)
 
     envs = commands.add_parser(
@@ -462,7 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
         "label",
         help="add a predicted saliency map to every frame of a dataset",
         description="Pseudo-label every frame with a trained predictor (train-saliency): adds the "
-        "`saliency` field, one file per episode, never touching the frames. Resumable: episodes "
+        "`saliency` field, one file per episode, never touching the frames. Every episode is "
+        "checked to open first, and the labels appear (and meta.json declares them) only once "
+        "every episode has one, so a failure leaves the dataset as it was. Resumable: episodes "
         "already labelled by the same predictor are skipped.",
     )
     label.add_argument("dataset", help="dataset directory")

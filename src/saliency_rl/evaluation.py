@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
+from saliency_rl.data.atomic import public_mode
+
 if TYPE_CHECKING:
     import gymnasium as gym
 
@@ -300,7 +302,7 @@ def evaluate_run(
     from saliency_rl.envs import make_env, parse_spec
     from saliency_rl.envs.wrappers import frame_channels
     from saliency_rl.errors import EnvSpecError
-    from saliency_rl.runs import RunError, now, write_json
+    from saliency_rl.runs import RunError, article, now, write_json
 
     run_dir = Path(run_dir)
     if episodes < 1:
@@ -316,7 +318,7 @@ def evaluate_run(
     suite = parse_spec(spec).suite
     if distractor is not None and suite not in ("dmc", "metaworld"):
         raise EnvSpecError(
-            f"{run_dir} is a {suite} run; the distractors ({', '.join(DISTRACTOR_MODES)}) "
+            f"{run_dir} is {article(suite)} {suite} run; the distractors ({', '.join(DISTRACTOR_MODES)}) "
             "need a MuJoCo suite (dmc or metaworld): evaluate it clean"
         )
     options = dict(config.get("env_options") or {})
@@ -448,5 +450,6 @@ class _VideoRecorder:
         self._writer.close()
         self._writer = None
         path = self.directory / f"{self.name}_episode{self._episode}.mp4"
+        public_mode(self._tmp)  # mkstemp makes it 0600; the video gets the umask's mode
         os.replace(self._tmp, path)
         self.written.append(path)

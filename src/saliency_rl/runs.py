@@ -14,6 +14,7 @@ Runs are named like CleanRL's, ``<env>__<method>__<seed>__<unix time>``, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime
@@ -21,8 +22,10 @@ import io
 import json
 import random
 import re
+import shutil
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,11 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 EVAL_FILE = "eval.json"
 CHECKPOINTS_DIR = "checkpoints"
+TENSORBOARD_DIR = "tb"
+# What a run writes while it trains: a run that stopped before its first checkpoint
+# starts again from step 0 without them (its config.json is kept).
+_PROGRESS_FILES = (METRICS_FILE, EVAL_FILE)
+_PROGRESS_DIRS = (TENSORBOARD_DIR, "videos")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 
 
@@ -77,6 +85,50 @@ def create_run(run_dir: str | Path) -> Path:
     return run_dir
 
 
+@contextlib.contextmanager
+def new_run(run_dir: str | Path) -> Iterator[Path]:
+    """Create ``run_dir`` (as :func:`create_run`) for a block that writes its config.json and
+    builds its trainer; if the block fails (a setting found bad only once the networks are
+    built, an interruption), what it created is removed, so the same command can run again.
+
+    Only entries that did not exist before are removed: a folder the user made keeps
+    whatever else it held.
+    """
+    run_dir = Path(run_dir)
+    before = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else None
+    created = create_run(run_dir)
+    try:
+        yield created
+    except BaseException:
+        if before is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            for path in run_dir.iterdir():
+                if path.name not in before:
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+        raise
+
+
+def restart_without_checkpoint(run_dir: str | Path) -> None:
+    """Prepare a run that stopped before its first checkpoint to start from step 0 with its
+    saved config.json: the metrics, TensorBoard events and videos it wrote are dropped (they
+    will be written again) and the user is told so on stderr."""
+    run_dir = Path(run_dir)
+    for name in _PROGRESS_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in _PROGRESS_DIRS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    (run_dir / CHECKPOINTS_DIR).mkdir(parents=True, exist_ok=True)
+    print(
+        f"saliency-rl: {run_dir} stopped before its first checkpoint: starting it again from "
+        "step 0 with its saved config",
+        file=sys.stderr,
+    )
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically (config.json, eval.json)."""
     atomic_write_json(Path(path), obj)
@@ -106,11 +158,14 @@ def read_run(run_dir: str | Path, algos: Sequence[str], resuming: bool = False) 
             if resuming and isinstance(algo, str) and algo
             else ""
         )
-        raise RunError(
-            f"{run_dir} is not {'an' if names[0] in 'AEIOU' else 'a'} {names} run "
-            f"(algo {algo!r}){hint}"
-        )
+        raise RunError(f"{run_dir} is not {article(names)} {names} run (algo {algo!r}){hint}")
     return saved
+
+
+def article(word: str) -> str:
+    """The indefinite article before a name spelt in capitals or a suite name (an A2C, an
+    atari, a SAC run): 'an' before a vowel letter."""
+    return "an" if word[:1].upper() in "AEIOU" else "a"
 
 
 def resumed_config(

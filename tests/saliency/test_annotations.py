@@ -20,7 +20,7 @@ def test_selection_is_spread_seeded_and_kept(fake_dataset):
 
 
 def test_oracle_clicks_are_stored_like_a_persons(fake_dataset):
-    frames = annotate_with_oracle(fake_dataset, 5, seed=0)
+    frames = annotate_with_oracle(fake_dataset, 5, seed=0).frames
     store = AnnotationStore(fake_dataset)
     assert store.annotated() == sorted(frames)
     record = json.loads((store.root / f"frame_{frames[0]:08d}.json").read_text())

@@ -59,11 +59,15 @@ def test_resumes_after_a_kill(fake_dataset, predictors, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         label_dataset(fake_dataset, predictors[0], progress=False)
     monkeypatch.setattr(SaliencyPredictor, "predict_uint8", original)
-    field_dir = fake_dataset.root / "fields" / "saliency"
-    assert sorted(p.name for p in field_dir.iterdir()) == ["episode_000000.npz"]  # no partial file
+    # Staged out of sight: nothing declared, no field folder a reader would half-trust.
+    assert not (fake_dataset.root / "fields" / "saliency").exists()
+    assert "saliency" not in Dataset.open(fake_dataset.root).meta["extra_fields"]
+    staged = fake_dataset.root / "fields" / ".saliency.partial"
+    assert sorted(p.name for p in staged.glob("*.npz")) == ["episode_000000.npz"]  # no tmp file
 
     summary = label_dataset(fake_dataset, predictors[0], progress=False)
     assert (summary["episodes_skipped"], summary["episodes_labelled"]) == (1, 2)
+    assert not staged.exists() and Dataset.open(fake_dataset.root).has_field("saliency")
     again = label_dataset(fake_dataset, predictors[0], progress=False)
     assert (again["episodes_skipped"], again["frames_labelled"]) == (3, 0)
 

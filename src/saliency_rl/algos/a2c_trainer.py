@@ -69,11 +69,12 @@ from saliency_rl.runs import (
     METRICS_FILE,
     MetricsLog,
     RunError,
-    create_run,
     crossed,
+    new_run,
     now,
     package_versions,
     read_run,
+    restart_without_checkpoint,
     resumed_config,
     run_name,
     write_json,
@@ -319,27 +320,26 @@ def train_a2c(
     )
     if out is None:
         out = Path(runs_root) / (name or run_name(spec, f"{algo}-{config.attention}", config.seed))
-    run_dir = create_run(out)
-    write_json(
-        run_dir / CONFIG_FILE,
-        {
-            "algo": algo,
-            "env": spec,
-            # evaluation games are make_env(env, **env_options, seed=...)
-            "env_options": {"preset": "atari-eval"},
-            "seed": config.seed,
-            "method": f"{algo}-{config.attention}",
-            "preset": preset,
-            "config": config.to_json(),
-            "attention": attention,
-            "frames_per_step": FRAME_SKIP,
-            "device": str(torch_device),
-            "created": now(),
-            "command": " ".join(sys.argv),
-            "versions": package_versions("ale-py", "gymnasium", "numpy"),
-        },
-    )
-    return _Trainer(run_dir, spec, config, torch_device, module, progress).run()
+    header = {
+        "algo": algo,
+        "env": spec,
+        # evaluation games are make_env(env, **env_options, seed=...)
+        "env_options": {"preset": "atari-eval"},
+        "seed": config.seed,
+        "method": f"{algo}-{config.attention}",
+        "preset": preset,
+        "config": config.to_json(),
+        "attention": attention,
+        "frames_per_step": FRAME_SKIP,
+        "device": str(torch_device),
+        "created": now(),
+        "command": " ".join(sys.argv),
+        "versions": package_versions("ale-py", "gymnasium", "numpy"),
+    }
+    with new_run(out) as run_dir:  # removed again if the trainer cannot be built
+        write_json(run_dir / CONFIG_FILE, header)
+        trainer = _Trainer(run_dir, spec, config, torch_device, module, progress)
+    return trainer.run()
 
 
 def train_acktr(
@@ -384,11 +384,16 @@ def resume_a2c(
     if env_spec is not None and atari_game(env_spec) != atari_game(saved["env"]):
         raise RunError(f"{run_dir} trains on {saved['env']}, not {env_spec}")
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
-    if not is_checkpoint(checkpoint):
-        raise RunError(f"{run_dir} has no checkpoint to resume from ({checkpoint} is missing)")
     old = A2CConfig.from_json(saved["config"])
     config = resumed_config(run_dir, saved, old, changes, RESUMABLE_CHANGES)
     torch_device = resolve_device(device)
+    if not is_checkpoint(checkpoint):  # killed before its first checkpoint: from step 0
+        recorded = (saved.get("attention") or {}).get("checkpoint")
+        module, _ = pretrained_attention(
+            config.attention, recorded, atari_game(saved["env"]), torch_device
+        )
+        restart_without_checkpoint(run_dir)
+        return _Trainer(run_dir, saved["env"], config, torch_device, module, progress).run()
     module = None
     if config.attention in PRETRAINED_MODES:  # the fixed module's weights are in the run's
         _, weights = load_checkpoint(checkpoint, torch_device)

@@ -65,10 +65,11 @@ from saliency_rl.runs import (
     METRICS_FILE,
     MetricsLog,
     RunError,
-    create_run,
+    new_run,
     now,
     package_versions,
     read_run,
+    restart_without_checkpoint,
     resumed_config,
     run_name,
     write_json,
@@ -215,7 +216,9 @@ def prepare_features(
         from saliency_rl.saliency.predictor import SaliencyPredictor
 
         predictor, source = resolve_saliency(dataset, predictor)
-        frozen.predictor = SaliencyPredictor.load(predictor, device=frozen.device)
+        frozen.predictor = SaliencyPredictor.load(
+            predictor, device=frozen.device, env_spec=dataset.env_spec
+        )
     else:
         predictor = None  # the other modes never look at saliency
     if tuple(dataset.image_size) != frozen.image_size:
@@ -351,33 +354,32 @@ def train_bc(
     spec = dataset.env_spec
     if out is None:
         out = Path(runs_root) / (name or run_name(spec, method, config.seed))
-    run_dir = create_run(out)
     train, val = split_episodes(dataset.num_episodes, config.val_fraction, config.seed)
-    write_json(
-        run_dir / CONFIG_FILE,
-        {
-            "algo": "bc",
-            "env": spec,
-            "env_options": dict(dataset.env_options),
-            "seed": config.seed,
-            "method": method,
-            "preset": preset,
-            "config": config.to_json(),
-            "dataset": str(dataset.root.resolve()),
-            "feature_field": field,
-            "encoder_checkpoint": str(frozen.checkpoint),
-            "encoder_mode": mode,
-            "predictor": predictor,
-            "saliency_source": source,
-            "split": {"train": train, "val": val},
-            "eval_distractors": list(eval_distractors),
-            "device": str(torch_device),
-            "created": now(),
-            "command": " ".join(sys.argv),
-            "versions": package_versions("gymnasium", "numpy", "mujoco", "metaworld"),
-        },
-    )
-    return _Trainer(run_dir, dataset, frozen, torch_device, progress).run()
+    header = {
+        "algo": "bc",
+        "env": spec,
+        "env_options": dict(dataset.env_options),
+        "seed": config.seed,
+        "method": method,
+        "preset": preset,
+        "config": config.to_json(),
+        "dataset": str(dataset.root.resolve()),
+        "feature_field": field,
+        "encoder_checkpoint": str(frozen.checkpoint),
+        "encoder_mode": mode,
+        "predictor": predictor,
+        "saliency_source": source,
+        "split": {"train": train, "val": val},
+        "eval_distractors": list(eval_distractors),
+        "device": str(torch_device),
+        "created": now(),
+        "command": " ".join(sys.argv),
+        "versions": package_versions("gymnasium", "numpy", "mujoco", "metaworld"),
+    }
+    with new_run(out) as run_dir:  # removed again if the trainer cannot be built
+        write_json(run_dir / CONFIG_FILE, header)
+        trainer = _Trainer(run_dir, dataset, frozen, torch_device, progress)
+    return trainer.run()
 
 
 def resume_bc(
@@ -400,8 +402,10 @@ def resume_bc(
     frozen = _load_encoder(
         saved["encoder_checkpoint"], saved["encoder_mode"], saved.get("predictor"), torch_device
     )
-    trainer = _Trainer(run_dir, dataset, frozen, torch_device, progress)
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
+    if not is_checkpoint(checkpoint):  # killed before its first checkpoint
+        restart_without_checkpoint(run_dir)
+    trainer = _Trainer(run_dir, dataset, frozen, torch_device, progress)
     if is_checkpoint(checkpoint):
         trainer.restore(checkpoint)
     return trainer.run()

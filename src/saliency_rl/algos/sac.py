@@ -1,4 +1,4 @@
-"""SAC from pixels, DrQ-v2 style, with RAD and CURL as options: ``SACAgent``, ``SACConfig``.
+"""SAC from pixels, DrQ-v2 style, with RAD, DrQ and CURL as options: ``SACAgent``, ``SACConfig``.
 
 The conventions of the pixel-SAC literature (SAC-AE, RAD, CURL, DrQ-v2):
 
@@ -10,9 +10,16 @@ The conventions of the pixel-SAC literature (SAC-AE, RAD, CURL, DrQ-v2):
   updates; learned temperature; tanh-squashed Gaussian actions;
 - heads as ViSaRL's Table VI: a linear projection to 100 with LayerNorm (and tanh, as
   DrQ-v2), then 3 hidden layers of 1024;
-- RAD: every sampled batch is randomly translated (``algos.rad``); CURL: on top of that, a
-  contrastive loss between two translations of the same observation with a momentum key
-  encoder (``algos.curl``), added to the critic's loss so one backward pass trains both.
+- RAD: every sampled batch is randomly translated (``algos.rad``); DrQ: the same, with the
+  Q target averaged over K translations of the next observation and the Q loss over M
+  translations of the observation (Kostrikov et al. 2021, Eq. 3 and 4; K = M = 1 is RAD);
+  CURL: RAD plus a contrastive loss between two translations of the same observation with
+  a momentum key encoder (``algos.curl``), added to the critic's loss so one backward pass
+  trains both;
+- n-step returns (DrQ-v2: 3) come from the sampler (``algos.nstep``), not the agent;
+- precision: the networks run under bf16 autocast where ``precision`` is bf16
+  (``saliency_rl.precision``); Q targets, log-probabilities, the temperature and every loss
+  stay fp32.
 
 ``update(batch)`` returns a dict of metrics as 0-d tensors (no device sync per update; the
 trainer converts them when it logs). The agent never logs by itself.
@@ -23,6 +30,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +43,12 @@ from saliency_rl.algos.rad import shift_fields
 from saliency_rl.data.replay import Batch
 from saliency_rl.models.frozen_encoder import ENCODER_MODES
 from saliency_rl.models.pixel_cnn import SALIENCY_MODES
+from saliency_rl.precision import CHOSEN, PRECISIONS, autocast
 from saliency_rl.runs import RunError
 
 ENCODERS = ("cnn", "multimae")
-AUX_LOSSES = ("none", "rad", "curl")
+AUX_LOSSES = ("none", "rad", "drq", "curl")
+AUGMENTED = ("rad", "drq", "curl")  # the aux settings that shift every batch
 
 
 # ---------------------------------------------------------------------- config
@@ -52,19 +62,25 @@ class SACConfig:
     """cnn: rgb, saliency, rgb_x_saliency, rgbs; multimae: rgb, rgb+saliency-pretrain-only,
     rgb+saliency (what the MultiMAE was pretrained on, and sees at policy time)."""
     aux: str = "none"
-    """none; rad (random translation of every batch); curl (RAD + contrastive loss). cnn only."""
+    """none; rad (random translation of every batch); drq (rad, with the target averaged over
+    target_augs shifts and the Q loss over q_augs shifts); curl (RAD + contrastive loss).
+    cnn only."""
     total_steps: int = 100_000
     """Agent steps (policy decisions) to train; environment frames = steps * action repeat."""
     init_steps: int = 1000
     """First steps with uniformly random actions, before any update (RAD/CURL: 1000)."""
     updates_per_step: int = 1
-    """Gradient updates after every step once init_steps are done."""
+    """Gradient updates at every update step once init_steps are done."""
+    update_every: int = 1
+    """Agent steps between update steps (DrQ-v2: 2, one update every second step)."""
     batch_size: int = 128
     """Transitions per update."""
     replay_size: int = 1_000_000
     """Replay capacity in observations."""
     discount: float = 0.99
     """Discount factor gamma."""
+    nstep: int = 1
+    """Rewards summed before bootstrapping: n-step returns (SAC, DrQ: 1; DrQ-v2: 3)."""
     actor_lr: float = 1e-4
     """Actor Adam learning rate."""
     actor_betas: tuple[float, float] = (0.9, 0.999)
@@ -83,6 +99,9 @@ class SACConfig:
     """Polyak rate of the target Q networks (target = (1 - tau) target + tau online)."""
     encoder_tau: float = 0.05
     """Polyak rate of CURL's momentum key encoder."""
+    target_encoder: bool = False
+    """Target Q networks get their own copy of the encoder, moved with critic_tau (SAC-AE,
+    DrQ); False: the online encoder encodes the next observations (DrQ-v2)."""
     target_update_every: int = 2
     """Updates between target network moves."""
     actor_update_every: int = 2
@@ -102,9 +121,20 @@ class SACConfig:
     conv_filters: int = 32
     """Filters per conv layer."""
     shift_pad: int = 4
-    """RAD/CURL: largest translation in pixels (DrQ: 4 on 84x84)."""
+    """rad / drq / curl: largest translation in pixels (DrQ: 4 on 84x84)."""
+    shift_pad_at: int = 0
+    """Frame side at which shift_pad holds; at other sides the pad scales with the side,
+    rounded (drq: 84, so 3 at 64 px). 0: shift_pad pixels at every side."""
+    target_augs: int = 1
+    """DrQ's K: shifts of the next observation whose Q targets are averaged (DrQ: 2)."""
+    q_augs: int = 1
+    """DrQ's M: shifts of the observation whose Q losses are averaged (DrQ: 2)."""
     curl_coef: float = 1.0
     """CURL: weight of the contrastive loss beside the critic's."""
+    precision: str = "fp32"
+    """fp32; bf16 (autocast of the networks' matrix work); auto: the faster of the two in a
+    forward + backward of this run's networks, timed at start (bf16 on CUDA where the GPU
+    has it). The choice and the timings go into config.json ("precision")."""
     seed: int = 0
     """Seeds the networks, the exploration, the replay sampling and the environments."""
     eval_every: int = 10_000
@@ -128,22 +158,34 @@ class SACConfig:
             )
         if self.aux not in AUX_LOSSES:
             raise RunError(f"unknown aux {self.aux!r}; valid: {', '.join(AUX_LOSSES)}")
+        if self.precision not in PRECISIONS:
+            raise RunError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.aux != "none" and self.encoder != "cnn":
             raise RunError(
                 f"--aux {self.aux} augments pixels and needs --encoder cnn; frozen MultiMAE "
                 "features are vectors computed once per step"
             )
         positive = (
-            "total_steps", "updates_per_step", "batch_size", "replay_size", "target_update_every",
-            "actor_update_every", "feature_dim", "hidden_dim", "conv_layers", "conv_filters",
-            "log_every", "checkpoint_every",
+            "total_steps", "updates_per_step", "update_every", "batch_size", "replay_size",
+            "nstep", "target_update_every", "actor_update_every", "feature_dim", "hidden_dim",
+            "conv_layers", "conv_filters", "target_augs", "q_augs", "log_every",
+            "checkpoint_every",
         )  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise RunError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("init_steps", "hidden_layers", "shift_pad", "eval_every", "eval_episodes"):
+        non_negative = (
+            "init_steps", "hidden_layers", "shift_pad", "shift_pad_at", "eval_every",
+            "eval_episodes",
+        )  # fmt: skip
+        for name in non_negative:
             if getattr(self, name) < 0:
                 raise RunError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if (self.target_augs > 1 or self.q_augs > 1) and self.aux not in AUGMENTED:
+            raise RunError(
+                f"target_augs / q_augs average over random shifts; with --aux {self.aux} "
+                f"there are none: use --aux {' or '.join(AUGMENTED)}"
+            )
         if self.replay_size < 2:
             raise RunError(f"replay_size must be >= 2, got {self.replay_size}")
         for name in ("critic_tau", "encoder_tau"):
@@ -152,6 +194,14 @@ class SACConfig:
         if not 0 <= self.discount <= 1:
             raise RunError(f"discount must be in [0, 1], got {self.discount}")
         return self
+
+    def augment_pad(self, image_size: int) -> int:
+        """The shift in pixels at frames of side ``image_size`` (0 without augmentation)."""
+        if self.aux not in AUGMENTED:
+            return 0
+        if self.shift_pad_at == 0 or self.shift_pad == 0:
+            return self.shift_pad
+        return max(1, round(self.shift_pad * image_size / self.shift_pad_at))
 
     @property
     def method(self) -> str:
@@ -196,11 +246,68 @@ SAC_PRESETS: dict[str, SACConfig] = {
         encoder_tau=0.05,
         init_steps=1000,
     ),
+    # DrQ (Kostrikov, Yarats, Fergus, ICLR 2021) on the PlaNet / DMC-100k benchmark: the
+    # hyper-parameter table of its appendix, with the official code (denisyarats/drq,
+    # config.yaml and drq.py) where the table is silent. Minibatch 512 (the code's default
+    # is 128; its README: 512 reproduces the paper), Adam lr 1e-3 with betas (0.9, 0.999)
+    # for actor, critic and temperature, initial temperature 0.1, discount 0.99, critic
+    # target soft-update rate 0.01 every 2 updates and the target critic holding its own
+    # encoder (the code soft-updates the whole critic, encoder included), actor update
+    # every 2, actor log-std bounds [-10, 2], replay 100k, 1000 seed steps, K = M = 2
+    # (Eq. 3 and 4: targets averaged over 2 shifts of the next observation, Q losses over
+    # 2 shifts of the observation), shift pad 4 at 84x84 (replicate pad + random crop).
+    # Networks: encoder of 4 conv layers 3x3 of 32 filters, stride 2 then 1, 35x35x32 at
+    # 84 px; a Linear to 50 + LayerNorm + tanh; heads of 2 hidden layers of 1024. The env
+    # preset dmc-100k gives 84x84 frames, 3 stacked, and the action repeat per task (DrQ's
+    # table: cartpole 8, finger 2, walker 2, ball_in_cup 4, others 4).
+    # Where we differ, and why:
+    # - frames enter as x / 255 - 0.5 (DrQ-v2), not x / 255: one PixelCNN serves every
+    #   preset; the constant shift is absorbed by the first convolution's bias;
+    # - the M Q losses are averaged (the paper's Eq. 4), where the code sums them; Adam's
+    #   step does not change with a constant scale of the loss (up to its epsilon);
+    # - the actor and the critic each have their own Linear + LayerNorm + tanh on shared
+    #   convolutions, the actor's gradient stopped at the convolutions: DrQ's tied conv
+    #   weights and separate heads, written once;
+    # - actor and target updates count gradient updates, DrQ's count env steps: the same
+    #   with one update per step;
+    # - precision auto: bf16 autocast where it is faster (CPUs with AMX / AVX512-BF16,
+    #   GPUs since Ampere); DrQ trains in fp32. Pass --precision fp32 to match it.
+    "drq": SACConfig(
+        aux="drq",
+        batch_size=512,
+        replay_size=100_000,
+        init_steps=1000,
+        discount=0.99,
+        actor_lr=1e-3,
+        actor_betas=(0.9, 0.999),
+        critic_lr=1e-3,
+        critic_betas=(0.9, 0.999),
+        alpha_lr=1e-3,
+        alpha_betas=(0.9, 0.999),
+        init_temperature=0.1,
+        critic_tau=0.01,
+        target_update_every=2,
+        target_encoder=True,
+        actor_update_every=2,
+        log_std_min=-10.0,
+        log_std_max=2.0,
+        conv_layers=4,
+        conv_filters=32,
+        feature_dim=50,
+        hidden_dim=1024,
+        hidden_layers=2,
+        shift_pad=4,
+        shift_pad_at=84,
+        target_augs=2,
+        q_augs=2,
+        precision="auto",
+    ),
 }
 # The env preset each SAC preset implies, per suite (None: make_env's defaults).
 ENV_PRESETS: dict[str, dict[str, str]] = {
     "visarl": {"dmc": "visarl-dmc", "metaworld": "visarl-metaworld"},
     "rad-curl-100k": {"dmc": "dmc-100k"},
+    "drq": {"dmc": "dmc-100k"},
 }
 
 
@@ -260,8 +367,9 @@ class Actor(nn.Module):
         self.log_std_min, self.log_std_max = log_std_bounds
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean (N, A), log_std (N, A)) of the Gaussian before the tanh."""
-        mu, log_std = self.policy(self.trunk(h)).chunk(2, dim=-1)
+        """(mean (N, A), log_std (N, A)) of the Gaussian before the tanh, fp32 also under
+        bf16 autocast: the sampling and log-probability math stays fp32."""
+        mu, log_std = self.policy(self.trunk(h)).float().chunk(2, dim=-1)
         # Squash log_std into its bounds smoothly (SAC-AE).
         log_std = torch.tanh(log_std)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
@@ -294,8 +402,9 @@ class Critic(nn.Module):
         self.q2 = mlp(feature_dim + action_dim, hidden_dim, hidden_layers, 1)
 
     def forward(self, h: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q1, Q2 (N, 1), fp32 also under bf16 autocast (they make targets and losses)."""
         x = torch.cat([self.trunk(h), action], dim=-1)  # (N, F + A)
-        return self.q1(x), self.q2(x)
+        return self.q1(x).float(), self.q2(x).float()
 
 
 class PixelObsEncoder(nn.Module):
@@ -323,15 +432,19 @@ class VectorObsEncoder(nn.Module):
 
 # ---------------------------------------------------------------------- the agent
 class SACAgent:
-    """SAC over an observation encoder, with optional RAD augmentation and CURL loss.
+    """SAC over an observation encoder, with optional RAD / DrQ augmentation and CURL loss.
 
     Args:
         encoder: observation dict -> (N, R) features; its parameters (if any) are trained
             by the critic's loss. ``encoder.output_dim`` is R.
         action_dim: A; actions are in [-1, 1]^A (the trainer rescales to the env's bounds).
         device: where the networks live.
-        augment_pad: RAD translation in pixels (0: no augmentation).
+        augment_pad: RAD / DrQ translation in pixels (0: no augmentation).
+        target_augs, q_augs: DrQ's K and M (1: RAD); more than 1 needs augment_pad > 0.
+        target_encoder: the target Q networks read their own, Polyak-averaged copy of the
+            encoder (DrQ); else the online encoder's features of the next observations.
         curl: add CURL's contrastive loss (needs augment_pad > 0).
+        precision: fp32 or bf16 (autocast of the updates' forwards; acting stays fp32).
         generator: torch Generator of the update's randomness (noise, augmentation);
             a fresh one seeded 0 when None.
         Other keyword arguments: as the SACConfig fields of the same name.
@@ -360,16 +473,25 @@ class SACAgent:
         actor_update_every: int = 2,
         log_std_bounds: tuple[float, float] = (-10.0, 2.0),
         augment_pad: int = 0,
+        target_augs: int = 1,
+        q_augs: int = 1,
+        target_encoder: bool = False,
         curl: bool = False,
         curl_coef: float = 1.0,
+        precision: str = "fp32",
         generator: torch.Generator | None = None,
     ) -> None:
         if curl and augment_pad <= 0:
             raise RunError("CURL contrasts two translations of a frame: it needs augment_pad > 0")
+        if (target_augs > 1 or q_augs > 1) and augment_pad <= 0:
+            raise RunError("DrQ's K / M average over random shifts: they need augment_pad > 0")
+        if precision not in CHOSEN:
+            raise RunError(f"precision must be one of {', '.join(CHOSEN)}, got {precision!r}")
         self.device = torch.device(device)
         self.discount, self.critic_tau, self.encoder_tau = discount, critic_tau, encoder_tau
         self.target_update_every, self.actor_update_every = target_update_every, actor_update_every
         self.augment_pad, self.curl_coef = augment_pad, curl_coef
+        self.target_augs, self.q_augs, self.precision = target_augs, q_augs, precision
         self.target_entropy = -float(action_dim)
         self.generator = generator or torch.Generator(self.device).manual_seed(0)
         repr_dim = encoder.output_dim
@@ -383,6 +505,9 @@ class SACAgent:
         for net in (self.encoder, self.actor, self.critic):
             net.apply(orthogonal_init)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.encoder_target = None
+        if target_encoder:
+            self.encoder_target = copy.deepcopy(self.encoder).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(init_temperature), device=self.device)
         self.log_alpha.requires_grad_(True)
         critic_params = [*self.encoder.parameters(), *self.critic.parameters()]
@@ -426,17 +551,22 @@ class SACAgent:
         """One gradient update of the critic (and encoder), and every actor_update_every of
         the actor and temperature; targets move every target_update_every."""
         obs, next_obs = batch.obs, batch.next_obs
-        if self.augment_pad:
-            obs = shift_fields(obs, self.augment_pad, self.generator)
-            next_obs = shift_fields(next_obs, self.augment_pad, self.generator)
-        h = self.encoder(obs)  # (B, R), one forward for both Q functions
-        with torch.no_grad():
-            h_next = self.encoder(next_obs)  # (B, R)
-        metrics = self.update_critic(h, batch, h_next)
+        batch_size = len(batch.action)
+        if self.augment_pad:  # uint8 shifts; M copies of obs, K of next_obs (DrQ)
+            obs = shift_fields(obs, self.augment_pad, self.generator, self.q_augs)
+            next_obs = shift_fields(next_obs, self.augment_pad, self.generator, self.target_augs)
+        with autocast(self.precision, self.device):
+            h = self.encoder(obs)  # (M*B, R), one forward for both Q functions and all M
+            with torch.no_grad():
+                h_next = self.encoder(next_obs)  # (K*B, R): the actor's next actions
+                h_target = h_next if self.encoder_target is None else self.encoder_target(next_obs)
+        metrics = self.update_critic(h, batch, h_next, h_target)
         if self.updates % self.actor_update_every == 0:
-            metrics.update(self.update_actor(h.detach()))
+            metrics.update(self.update_actor(h[:batch_size].detach()))
         if self.updates % self.target_update_every == 0:
             soft_update(self.critic_target, self.critic, self.critic_tau)
+            if self.encoder_target is not None:
+                soft_update(self.encoder_target, self.encoder, self.critic_tau)
             if self.curl is not None:
                 soft_update(self.key_encoder, self.encoder, self.encoder_tau)
                 soft_update(self.key_trunk, self.critic.trunk, self.encoder_tau)
@@ -444,23 +574,41 @@ class SACAgent:
         return metrics
 
     def update_critic(
-        self, h: torch.Tensor, batch: Batch, h_next: torch.Tensor
+        self,
+        h: torch.Tensor,
+        batch: Batch,
+        h_next: torch.Tensor,
+        h_target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """h: (M*B, R) features of M shifts of the observations; h_next: (K*B, R) the online
+        encoder's of K shifts of the next ones (the next actions come from them); h_target:
+        the target encoder's of the same (default h_next)."""
+        batch_size, device = len(batch.action), self.device
+        h_target = h_next if h_target is None else h_target
         with torch.no_grad():
-            next_action, next_log_prob = self.actor.sample(h_next, self.generator)
-            target_q1, target_q2 = self.critic_target(h_next, next_action)
-            target_v = torch.min(target_q1, target_q2) - self.alpha * next_log_prob
-            target_q = batch.reward + batch.discount * self.discount * target_v  # (B, 1)
-        q1, q2 = self.critic(h, batch.action)
+            with autocast(self.precision, device):
+                next_action, next_log_prob = self.actor.sample(h_next, self.generator)
+                target_q1, target_q2 = self.critic_target(h_target, next_action)
+            target_v = torch.min(target_q1, target_q2) - self.alpha * next_log_prob  # (K*B, 1)
+            if self.target_augs > 1:  # DrQ Eq. 3: the target averaged over K shifts
+                target_v = target_v.view(self.target_augs, batch_size, 1).mean(0)
+            target_q = batch.reward + batch.discount * self.discount * target_v  # (B, 1) fp32
+        action = batch.action
+        if self.q_augs > 1:  # DrQ Eq. 4: the Q loss averaged over M shifts
+            action, target_q = action.repeat(self.q_augs, 1), target_q.repeat(self.q_augs, 1)
+        with autocast(self.precision, device):
+            q1, q2 = self.critic(h, action)  # (M*B, 1) fp32
         critic_loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         loss = critic_loss
         metrics = {"critic_loss": critic_loss.detach(), "q_mean": q1.detach().mean()}
         if self.curl is not None:
             # Anchor: the batch's translation already encoded (h); positive: another one.
             positive = shift_fields(batch.obs, self.augment_pad, self.generator)
-            with torch.no_grad():
-                key = self.key_trunk(self.key_encoder(positive))
-            curl_loss = self.curl(self.critic.trunk(h), key)
+            with autocast(self.precision, device):
+                with torch.no_grad():
+                    key = self.key_trunk(self.key_encoder(positive))
+                query = self.critic.trunk(h[:batch_size])
+            curl_loss = self.curl(query.float(), key.float())
             loss = loss + self.curl_coef * curl_loss
             metrics["curl_loss"] = curl_loss.detach()
         self.critic_opt.zero_grad(set_to_none=True)
@@ -471,8 +619,9 @@ class SACAgent:
     def update_actor(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """h: detached encoder features (B, R); the critic is only read."""
         self.critic.requires_grad_(False)
-        action, log_prob = self.actor.sample(h, self.generator)
-        q1, q2 = self.critic(h, action)
+        with autocast(self.precision, self.device):
+            action, log_prob = self.actor.sample(h, self.generator)  # fp32
+            q1, q2 = self.critic(h, action)  # fp32
         self.critic.requires_grad_(True)
         actor_loss = (self.alpha.detach() * log_prob - torch.min(q1, q2)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
@@ -489,6 +638,40 @@ class SACAgent:
             "entropy": -log_prob.detach().mean(),
         }
 
+    def precision_trial(
+        self, fields: dict[str, tuple[tuple[int, ...], torch.dtype]], batch_size: int
+    ) -> Callable[[], torch.Tensor]:
+        """The critic step's forward for ``saliency_rl.precision.choose_precision``: copies of
+        the encoder(s) and critic on a zero batch of the replay's ``fields``, M shifts of
+        ``batch_size`` observations with gradients and K without (as ``update``). Touches
+        neither the agent's networks nor any random stream."""
+        encoder, critic = copy.deepcopy(self.encoder), copy.deepcopy(self.critic)
+        target = None if self.encoder_target is None else copy.deepcopy(self.encoder_target)
+        params = [*encoder.parameters(), *critic.parameters()]
+
+        def zeros(n: int) -> dict[str, torch.Tensor]:
+            return {
+                name: torch.zeros((n, *shape), dtype=dtype, device=self.device)
+                for name, (shape, dtype) in fields.items()
+            }
+
+        obs, next_obs = zeros(self.q_augs * batch_size), zeros(self.target_augs * batch_size)
+        action_dim = self.actor.policy[-1].out_features // 2
+        action = torch.zeros(self.q_augs * batch_size, action_dim, device=self.device)
+
+        def trial() -> torch.Tensor:
+            for p in params:
+                p.grad = None
+            h = encoder(obs)
+            with torch.no_grad():
+                encoder(next_obs)
+                if target is not None:
+                    target(next_obs)
+            q1, q2 = critic(h, action)
+            return q1.mean() + q2.mean()
+
+        return trial
+
     # ------------------------------------------------------------------ state
     def modules(self) -> dict[str, nn.Module]:
         """The networks whose weights make the model (saved as model.safetensors)."""
@@ -498,6 +681,8 @@ class SACAgent:
             "critic": self.critic,
             "critic_target": self.critic_target,
         }
+        if self.encoder_target is not None:
+            nets["encoder_target"] = self.encoder_target
         if self.curl is not None:
             nets.update(curl=self.curl, key_encoder=self.key_encoder, key_trunk=self.key_trunk)
         return nets
@@ -538,4 +723,5 @@ class SACAgent:
 def soft_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """target <- (1 - tau) target + tau online, for all parameters at once."""
     target_params = list(target.parameters())
-    torch._foreach_lerp_(target_params, list(online.parameters()), tau)
+    if target_params:  # a VectorObsEncoder has none
+        torch._foreach_lerp_(target_params, list(online.parameters()), tau)

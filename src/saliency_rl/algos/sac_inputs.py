@@ -69,6 +69,13 @@ class StepInputs:
                 )
         if encoder == "multimae" and frozen is None:
             raise SaliencyRLError("encoder multimae needs the frozen MultiMAE encoder")
+        if frozen is not None and tuple(frozen.image_size) != (image_size, image_size):
+            # checked here, before a run directory is made, not at the first encoded frame
+            height, width = frozen.image_size
+            raise SaliencyRLError(
+                f"the MultiMAE encoder was pretrained on {height}x{width} frames, the "
+                f"environment renders {image_size}x{image_size}: use --image-size {height}"
+            )
         self.predictor = predictor if self.needs_maps else None
         self.frozen = frozen
         self._maps: np.ndarray | None = None  # (k, H, W) uint8

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from saliency_rl.algos.nstep import sample_nstep
 from saliency_rl.algos.sac import (
     ENV_PRESETS,
     PixelObsEncoder,
@@ -56,19 +57,22 @@ from saliency_rl.devices import resolve_device
 from saliency_rl.errors import CheckpointError, SaliencyRLError
 from saliency_rl.evaluation import run_episodes, summarize
 from saliency_rl.models.pixel_cnn import PixelCNN
+from saliency_rl.precision import PrecisionChoice, choose_precision
 from saliency_rl.runs import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     EVAL_FILE,
     METRICS_FILE,
+    TENSORBOARD_DIR,
     MetricsLog,
     RunError,
-    create_run,
     crossed,
+    new_run,
     now,
     package_versions,
     python_rng_state,
     read_run,
+    restart_without_checkpoint,
     resumed_config,
     run_name,
     set_python_rng_state,
@@ -78,7 +82,10 @@ from saliency_rl.runs import (
 LATEST = "latest"
 EPISODE_SEED = 100_003  # training episode i of seed s is reset with s * EPISODE_SEED + i
 EVAL_SEED = 10_000  # evaluation episode i is reset with EVAL_SEED + 1000 * seed + i
-TENSORBOARD_DIR = "tb"
+# precision auto times the networks at the run's batch size up to this: about 3 s for the
+# drq networks at 84x84 on one CPU thread, and the same winner as at batch 512 (bf16 2.0x
+# faster at 64, 3.0x at 512 here; benchmarks/results/sac_speed_drq.md).
+PRECISION_TRIAL_BATCH = 64
 # Settings a resume may change: they decide when to stop, log, evaluate and save.
 RESUMABLE_CHANGES = ("total_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every")
 UPDATE_METRICS = (
@@ -140,12 +147,12 @@ def _observation_geometry(env: Any) -> tuple[int, int, int]:
     return total // channels, channels, height
 
 
-def _load_predictor(path: str | Path | None, device: torch.device) -> Any:
+def _load_predictor(path: str | Path | None, device: torch.device, env_spec: str | None) -> Any:
     if path is None:
         return None
     from saliency_rl.saliency.predictor import SaliencyPredictor
 
-    return SaliencyPredictor.load(path, device=device)
+    return SaliencyPredictor.load(path, device=device, env_spec=env_spec)
 
 
 def _load_frozen(config: SACConfig, checkpoint: str | Path | None, device: torch.device) -> Any:
@@ -169,8 +176,10 @@ def build_agent(
     inputs: StepInputs,
     action_dim: int,
     device: torch.device,
+    precision: str = "fp32",
 ) -> SACAgent:
-    """The agent of a config (networks initialised from torch's global RNG)."""
+    """The agent of a config (networks initialised from torch's global RNG); ``precision``
+    is the chosen one (fp32 / bf16; ``choose_sac_precision`` resolves auto)."""
     if config.encoder == "cnn":
         encoder: torch.nn.Module = PixelObsEncoder(
             PixelCNN(
@@ -205,11 +214,30 @@ def build_agent(
         target_update_every=c.target_update_every,
         actor_update_every=c.actor_update_every,
         log_std_bounds=(c.log_std_min, c.log_std_max),
-        augment_pad=c.shift_pad if c.aux in ("rad", "curl") else 0,
+        augment_pad=c.augment_pad(inputs.size),
+        target_augs=c.target_augs,
+        q_augs=c.q_augs,
+        target_encoder=c.target_encoder,
         curl=c.aux == "curl",
         curl_coef=c.curl_coef,
+        precision=precision,
         generator=torch.Generator(device).manual_seed(c.seed + 1),
     )
+
+
+def choose_sac_precision(
+    config: SACConfig, agent: SACAgent, inputs: StepInputs, device: torch.device
+) -> PrecisionChoice:
+    """The precision of a new run: ``config.precision``, with ``auto`` timed on the agent's
+    own encoder and critic (``SACAgent.precision_trial``) at up to PRECISION_TRIAL_BATCH."""
+    batch = min(config.batch_size, PRECISION_TRIAL_BATCH)
+    trial = agent.precision_trial(inputs.fields, batch) if config.precision == "auto" else None
+    name = (
+        f"{config.encoder} {config.saliency_mode} encoder + critic forward and backward, "
+        f"batch {batch} x {config.q_augs} (+ {config.target_augs} without gradients), "
+        f"{inputs.size}x{inputs.size}, torch threads {torch.get_num_threads()}"
+    )
+    return choose_precision(config.precision, device, trial, trial_name=name)
 
 
 # ---------------------------------------------------------------------- policy
@@ -278,7 +306,10 @@ def _inputs(
     predictor: str | None,
     encoder_checkpoint: str | None,
     device: torch.device,
+    env_spec: str | None = None,
 ) -> StepInputs:
+    """The inputs of ``config``'s mode; ``env_spec``: warn if the predictor was trained on
+    another environment."""
     frames, channels, size = _observation_geometry(env)
     return StepInputs(
         config.encoder,
@@ -286,7 +317,7 @@ def _inputs(
         frames=frames,
         frame_channels=channels,
         image_size=size,
-        predictor=_load_predictor(predictor, device),
+        predictor=_load_predictor(predictor, device, env_spec),
         frozen=_load_frozen(config, encoder_checkpoint, device),
         device=device,
     )
@@ -339,35 +370,38 @@ def train_sac(
     try:
         if len(env.action_space.shape) != 1:
             raise RunError(f"SAC needs a continuous action vector; {env_spec} has another kind")
-        inputs = _inputs(config, env, predictor, encoder_checkpoint, torch_device)  # checks
+        inputs = _inputs(config, env, predictor, encoder_checkpoint, torch_device, env_spec)
     except BaseException:
         env.close()
         raise
     if out is None:
         out = Path(runs_root) / (name or run_name(env_spec, config.method, config.seed))
-    run_dir = create_run(out)
-    write_json(
-        run_dir / CONFIG_FILE,
-        {
-            "algo": "sac",
-            "env": env_spec,
-            "env_options": options,
-            "seed": config.seed,
-            "method": config.method,
-            "preset": preset,
-            "config": config.to_json(),
-            "predictor": str(Path(predictor).resolve()) if predictor else None,
-            "encoder_checkpoint": (
-                str(Path(encoder_checkpoint).resolve()) if encoder_checkpoint else None
-            ),
-            "wandb": wandb,
-            "device": str(torch_device),
-            "created": now(),
-            "command": " ".join(sys.argv),
-            "versions": package_versions("numpy", "gymnasium", "dm-control", "metaworld", "mujoco"),
-        },
-    )
-    return _Trainer(run_dir, torch_device, progress, env=env, inputs=inputs).run()
+    header = {
+        "algo": "sac",
+        "env": env_spec,
+        "env_options": options,
+        "seed": config.seed,
+        "method": config.method,
+        "preset": preset,
+        "config": config.to_json(),
+        "predictor": str(Path(predictor).resolve()) if predictor else None,
+        "encoder_checkpoint": (
+            str(Path(encoder_checkpoint).resolve()) if encoder_checkpoint else None
+        ),
+        "wandb": wandb,
+        "device": str(torch_device),
+        "created": now(),
+        "command": " ".join(sys.argv),
+        "versions": package_versions("numpy", "gymnasium", "dm-control", "metaworld", "mujoco"),
+    }
+    try:
+        with new_run(out) as run_dir:  # removed again if the trainer cannot be built
+            write_json(run_dir / CONFIG_FILE, header)
+            trainer = _Trainer(run_dir, torch_device, progress, env=env, inputs=inputs)
+    except BaseException:
+        env.close()
+        raise
+    return trainer.run()
 
 
 def resume_sac(
@@ -377,7 +411,8 @@ def resume_sac(
     progress: bool = True,
     **changes: Any,
 ) -> Path:
-    """Continue a run from its latest checkpoint; returns the run directory.
+    """Continue a run from its latest checkpoint (a run killed before its first checkpoint
+    starts again from step 0 with its config); returns the run directory.
 
     ``changes`` are SACConfig fields; those of RESUMABLE_CHANGES may differ from the run's
     (e.g. ``total_steps`` to train longer), the others must equal them; None values are
@@ -386,11 +421,12 @@ def resume_sac(
     run_dir = Path(run_dir)
     saved = read_run(run_dir, ("sac",), resuming=True)
     checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
-    if not is_checkpoint(checkpoint):
-        raise RunError(f"{run_dir} has no checkpoint to resume from ({checkpoint} is missing)")
     resumed_config(run_dir, saved, SACConfig.from_json(saved["config"]), changes, RESUMABLE_CHANGES)
+    if not is_checkpoint(checkpoint):  # killed before its first checkpoint
+        restart_without_checkpoint(run_dir)
     trainer = _Trainer(run_dir, resolve_device(device), progress)
-    trainer.restore(checkpoint)
+    if is_checkpoint(checkpoint):
+        trainer.restore(checkpoint)
     return trainer.run()
 
 
@@ -429,11 +465,13 @@ class _Trainer:
         self.low, self.high = self.env.action_space.low, self.env.action_space.high
         self.inputs = inputs or _inputs(
             c, self.env, self.saved.get("predictor"), self.saved.get("encoder_checkpoint"),
-            device,
+            device, self.spec,
         )  # fmt: skip
         self.eval_env: Any = None  # made at the first evaluation, kept for the next ones
         self.action_dim = self.env.action_space.shape[0]
         self.agent = build_agent(c, self.inputs, self.action_dim, device)
+        self.precision = self._precision()
+        self.agent.precision = self.precision.chosen
         self.replay = _replay(c, self.inputs, self.action_dim)
         self.explore = torch.Generator(device).manual_seed(c.seed + 2)  # actions while training
         self.metrics = MetricsLog(run_dir / METRICS_FILE, METRIC_COLUMNS)
@@ -446,6 +484,16 @@ class _Trainer:
         self.stored: dict[str, np.ndarray] = {}  # the current observation, as stored
         self.purge_step: int | None = None
         self.action_repeat = self._action_repeat()
+
+    def _precision(self) -> PrecisionChoice:
+        """A resumed run keeps the precision config.json records (never measured again, so
+        it resumes bit for bit); a new one decides it here and records it there."""
+        if self.saved.get("precision"):
+            return PrecisionChoice.from_json(self.saved["precision"])
+        choice = choose_sac_precision(self.config, self.agent, self.inputs, self.device)
+        self.saved["precision"] = choice.to_json()
+        write_json(self.run_dir / CONFIG_FILE, self.saved)
+        return choice
 
     def _action_repeat(self) -> int:
         """Simulator steps per agent step (every suite's env has ``action_repeat``)."""
@@ -548,10 +596,13 @@ class _Trainer:
                     before = self.step
                     self.step += 1
                     bar.update(1)
-                    if self.step > c.init_steps or (c.init_steps == 0):
+                    updating = self.step > c.init_steps or (c.init_steps == 0)
+                    if updating and self.step % c.update_every == 0:
                         for _ in range(c.updates_per_step):
                             metrics = self.agent.update(
-                                self.replay.sample(c.batch_size, self.device)
+                                sample_nstep(
+                                    self.replay, c.batch_size, c.nstep, c.discount, self.device
+                                )
                             )
                             for key, value in metrics.items():
                                 self.pending.setdefault(key, []).append(value)

@@ -123,7 +123,9 @@ def collect(
 
     A new dataset is created, or an existing one of the same spec and options is appended
     to (its episodes are kept; new episodes get new seeds). Each episode is written
-    atomically when it ends, so an interrupted collection keeps every finished episode.
+    atomically when it ends, so an interrupted collection keeps every finished episode, and
+    meta.json records the policy and seed of every episode written (see
+    ``Dataset.begin_collection``).
     With ``frames``, the last episode is cut when the budget is reached.
 
     Args:
@@ -172,7 +174,7 @@ def collect(
                 f"dataset {out} was collected {'without' if depth else 'with'} depth: "
                 f"{'leave out' if not depth else 'add'} --depth to append to it"
             )
-        first_episode = dataset.num_episodes
+        record = None
         channels = frame_channels(env)
         written = 0
         bar = tqdm(
@@ -189,18 +191,15 @@ def collect(
                 arrays = _rollout(
                     env, actor, episode_seed, channels, dataset.meta["fields"], limit, render_depth
                 )
-                dataset.append_episode(arrays)
+                if record is None:
+                    # Recorded before the first episode file and extended with each, so a
+                    # collect killed at any moment leaves every episode on disk with its policy
+                    # and seed in meta.json; one that fails before its first episode, nothing.
+                    record = dataset.begin_collection({"policy": policy, "seed": seed})
+                dataset.append_episode(arrays, collection=record)
                 step = 1 if episodes else len(arrays["rgb"])
                 written += step
                 bar.update(step)
-        dataset.record_collection(
-            {
-                "policy": policy,
-                "seed": seed,
-                "episodes": [first_episode, dataset.num_episodes],
-                "frames": int(dataset.episode_lengths[first_episode:].sum()),
-            }
-        )
     finally:
         env.close()
     return dataset

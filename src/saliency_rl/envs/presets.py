@@ -35,10 +35,12 @@ class EnvPreset:
 
 
 PRESETS: dict[str, EnvPreset] = {
-    # PlaNet / CURL / RAD "100k steps" DMC benchmark: action repeat per domain
-    # (Laskin et al. 2020, CURL Table 4; RAD Table 3); 84x84 frames, 3 stacked.
+    # PlaNet / CURL / RAD / DrQ "100k steps" DMC benchmark: action repeat per domain
+    # (Laskin et al. 2020, CURL Table 4; RAD Table 3; DrQ's appendix table of action
+    # repeats and its official code, cartpole 8, finger and walker 2, the rest 4);
+    # 84x84 frames, 3 stacked (DrQ config.yaml: image_size 84, frame_stack 3).
     "dmc-100k": EnvPreset(
-        description="DMC 100k benchmark of PlaNet, CURL and RAD (84x84, 3 frames, per-domain action repeat)",
+        description="DMC 100k benchmark of PlaNet, CURL, RAD and DrQ (84x84, 3 frames, per-domain action repeat)",
         suite="dmc",
         options={"image_size": 84, "frame_stack": 3, "action_repeat": 4},
         action_repeat={

@@ -362,8 +362,8 @@ class Demo:
         if self.annotate == "oracle":
             from saliency_rl.saliency.annotations import annotate_with_oracle
 
-            frames = annotate_with_oracle(self._dataset(), c.annotate_frames, seed=c.seed)
-            return f"the oracle clicked the task's bodies on {len(frames)} frames"
+            report = annotate_with_oracle(self._dataset(), c.annotate_frames, seed=c.seed)
+            return f"the oracle clicked the task's bodies on {len(report.frames)} frames"
         from saliency_rl.saliency.web import start_server
 
         server = start_server(self.dataset_dir, c.annotate_frames, seed=c.seed, port=self.port)

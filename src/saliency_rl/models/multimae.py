@@ -40,7 +40,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from saliency_rl.data.atomic import atomic_write_json
+from saliency_rl.data.atomic import atomic_write_json, public_mode
 from saliency_rl.errors import SaliencyRLError
 from saliency_rl.models.depth_normals import normals_from_depth, standardize_depth
 
@@ -656,6 +656,7 @@ class MultiMAE(nn.Module):
         weights = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         tmp = directory / f".{WEIGHTS_FILE}.tmp"
         save_file(weights, str(tmp))
+        public_mode(tmp)  # safetensors writes 0600 whatever the umask
         tmp.replace(directory / WEIGHTS_FILE)
         atomic_write_json(directory / CONFIG_FILE, config)
         return directory

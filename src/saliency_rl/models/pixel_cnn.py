@@ -14,7 +14,11 @@ Saliency enters the input in one of four ways (``SALIENCY_MODES``), per stacked 
 
 Inputs are uint8, as stored in the replay buffer; the encoder scales them to [0, 1] and
 centres them on 0 (x / 255 - 0.5, as DrQ-v2) itself, so no float copy of a batch of
-frames is ever stored.
+frames is ever stored. The scaled input is made once, channels-last and already in the
+dtype the convolutions run in (bf16 under bf16 autocast): converting the uint8 frames'
+layout first and their dtype second took 33 ms where fp32 NCHW, then channels-last, then
+autocast's cast took 125 ms, at 256 x 9 x 84 x 84 on one CPU thread
+(benchmarks/results/sac_speed_drq.md).
 """
 
 from __future__ import annotations
@@ -66,7 +70,11 @@ def conv_output_size(image_size: int, num_layers: int = NUM_LAYERS) -> int:
 
 # ---------------------------------------------------------------------- input modes
 def combine_inputs(
-    rgb: torch.Tensor, saliency: torch.Tensor | None, mode: str, frame_channels: int = 3
+    rgb: torch.Tensor,
+    saliency: torch.Tensor | None,
+    mode: str,
+    frame_channels: int = 3,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """The CNN input of a mode, scaled to [-0.5, 0.5].
 
@@ -74,24 +82,27 @@ def combine_inputs(
         rgb: uint8 (N, k*C, H, W), k stacked frames of C channels, oldest first.
         saliency: uint8 (N, k, H, W) maps (0..255), one per frame; None for ``rgb``.
         mode: one of SALIENCY_MODES.
+        dtype: of the result (the convolutions' compute dtype).
 
     Returns:
-        float32 (N, input_channels(mode, k, C), H, W).
+        dtype (N, input_channels(mode, k, C), H, W), channels-last in memory.
     """
-    if mode == "rgb":
-        return rgb.float().div_(255.0).sub_(0.5)
+    last = torch.channels_last
+    if mode == "rgb":  # layout first, on the uint8 frames: a quarter of the bytes
+        return rgb.contiguous(memory_format=last).to(dtype).div_(255.0).sub_(0.5)
     if saliency is None:
         raise EncoderError(f"saliency mode {mode!r} needs saliency maps; got none")
-    maps = saliency.float().div_(255.0)  # (N, k, H, W) in [0, 1]
     if mode == "saliency":
-        return maps.sub_(0.5)
+        return saliency.contiguous(memory_format=last).to(dtype).div_(255.0).sub_(0.5)
+    maps = saliency.to(dtype).div_(255.0)  # (N, k, H, W) in [0, 1]
     n, channels, height, width = rgb.shape
     k = maps.shape[1]
-    frames = rgb.float().div_(255.0).view(n, k, channels // k, height, width)  # (N, k, C, H, W)
+    frames = rgb.to(dtype).div_(255.0).view(n, k, channels // k, height, width)  # (N,k,C,H,W)
     if mode == "rgb_x_saliency":
-        return (frames * maps[:, :, None]).sub_(0.5).view(n, channels, height, width)
-    # rgbs: (N, k, C+1, H, W) -> (N, k*(C+1), H, W)
-    return torch.cat([frames, maps[:, :, None]], dim=2).sub_(0.5).view(n, -1, height, width)
+        x = (frames * maps[:, :, None]).sub_(0.5).view(n, channels, height, width)
+    else:  # rgbs: (N, k, C+1, H, W) -> (N, k*(C+1), H, W)
+        x = torch.cat([frames, maps[:, :, None]], dim=2).sub_(0.5).view(n, -1, height, width)
+    return x.contiguous(memory_format=last)
 
 
 # ---------------------------------------------------------------------- the CNN
@@ -140,8 +151,13 @@ class PixelCNN(nn.Module):
         self.output_dim = num_filters * side * side
 
     def forward(self, rgb: torch.Tensor, saliency: torch.Tensor | None = None) -> torch.Tensor:
-        x = combine_inputs(rgb, saliency, self.mode, self.frame_channels)  # (N, C_in, H, W)
-        # Channels-last activations: oneDNN's CPU convolutions ran forward + backward ~10-20%
-        # faster so at batch 128 (benchmarks/sac_speed.py); the values are the same.
-        x = self.convs(x.contiguous(memory_format=torch.channels_last))  # (N, F, s, s)
+        device_type = rgb.device.type if rgb is not None else saliency.device.type
+        dtype = torch.float32
+        if torch.is_autocast_enabled(device_type):  # the input in the convolutions' dtype
+            dtype = torch.get_autocast_dtype(device_type)
+        x = combine_inputs(rgb, saliency, self.mode, self.frame_channels, dtype)
+        # Channels-last activations (combine_inputs makes them): oneDNN's CPU convolutions
+        # ran forward + backward ~10-20% faster so at batch 128 in fp32 (benchmarks/
+        # sac_speed.py) and 1.6x faster in bf16 (sac_speed_drq.md); the values are the same.
+        x = self.convs(x)  # (N, F, s, s)
         return x.flatten(1)  # (N, F*s*s)

@@ -53,7 +53,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from saliency_rl import __version__
-from saliency_rl.data.atomic import atomic_write_bytes
+from saliency_rl.data.atomic import atomic_write_bytes, public_mode
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError, SaliencyRLError
@@ -184,6 +184,15 @@ def missing_field_message(dataset: Dataset, modality: str, field_name: str) -> s
         how = "collect it with depth rendering (a float16 or uint16 `depth` field of (T, H, W))"
     else:
         how = f"write a {field_name!r} field with Dataset.write_field"
+    lacking = dataset.episodes_lacking(field_name)
+    if field_name in dataset.meta["extra_fields"] and len(lacking) < dataset.num_episodes:
+        # Declared and written for some episodes: name the episode file that lacks it.
+        return (
+            f"{dataset.episode_file(lacking[0])} has no {field_name} field (needed by modality "
+            f"{modality}), unlike {dataset.num_episodes - len(lacking)} other episodes: it was "
+            f"collected after labelling or does not belong to this dataset; {how} again, or "
+            "move the file out"
+        )
     return f"dataset {dataset.root} has no {field_name} field, needed by modality {modality}: {how}"
 
 
@@ -194,6 +203,9 @@ def check_fields(dataset: Dataset, modalities: Sequence[str]) -> list[str]:
         raise ModelError(
             f"unknown modality {unknown[0]!r}; valid modalities: {', '.join(MODALITIES)}"
         )
+    fields = sorted({MODALITIES[m].field for m in modalities})
+    # Damaged or foreign files are named before a field is reported missing.
+    dataset.verify(extra_fields=fields)
     for m in modalities:
         if not dataset.has_field(MODALITIES[m].field):
             raise DatasetError(missing_field_message(dataset, m, MODALITIES[m].field))
@@ -309,6 +321,7 @@ def save_training_checkpoint(
         "numpy_random": [np_state[0], np_state[1].tolist(), *[_jsonable(v) for v in np_state[2:]]],
     }
     save_file(tensors, str(tmp / TRAINING_STATE_DIR / "state.safetensors"))
+    public_mode(tmp / TRAINING_STATE_DIR / "state.safetensors")  # safetensors writes 0600
     (tmp / TRAINING_STATE_DIR / "state.json").write_text(json.dumps(state) + "\n")
     if directory.exists():
         shutil.rmtree(directory)
@@ -624,8 +637,15 @@ def _previous_checkpoint(out_dir: Path, resume: bool) -> Path | None:
     if resume:
         return found[-1][1] if found else None
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        hint = "pass --resume to continue it" if found else "it is not empty"
-        raise PretrainError(f"output directory {out_dir} exists ({hint}); or choose another --out")
+        if found:
+            raise PretrainError(
+                f"output directory {out_dir} holds a pretraining: pass --resume to continue "
+                "it, or choose another --out"
+            )
+        raise PretrainError(
+            f"output directory {out_dir} exists and is not empty: choose another --out "
+            "(a new pretraining needs a new or empty folder)"
+        )
     return None
 
 

@@ -8,6 +8,10 @@ Stored under ``DATASET/annotations/``:
 
 A person's clicks (the web page) and the oracle's are stored the same way, so everything
 downstream treats them alike. Maps are made from clicks by ``saliency.maps.clicks_to_map``.
+
+The oracle never replaces a person's clicks unless asked to (``overwrite_people``), never
+rewrites a file that already holds the clicks it would write, and reads every episode it
+needs before it writes anything, so a damaged dataset is left as it was.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from saliency_rl.errors import DatasetError
 from saliency_rl.saliency.maps import click_sigma, clicks_to_map
 
 FRAME_FILE = re.compile(r"^frame_(\d{8})\.json$")
+ORACLE = "oracle"  # the annotator name of the oracle's clicks; any other name is a person
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,15 @@ class AnnotationStore:
             ) from None
 
     def select(self, count: int, seed: int = 0) -> list[int]:
-        """Choose ``count`` frames, spread over the dataset, keeping any earlier selection.
+        """Choose ``count`` frames, spread over the dataset, keeping any earlier selection;
+        ``selection.json`` is written only when the selection grows."""
+        chosen = self.plan_selection(count, seed)
+        if len(chosen) > len(self.selection()):
+            self.write_selection(chosen, seed)
+        return chosen
+
+    def plan_selection(self, count: int, seed: int = 0) -> list[int]:
+        """The frames ``select`` would choose, without writing anything.
 
         Frames are drawn one per equal slice of the global frame order (so every part of
         every episode is represented), at a seeded random position within the slice.
@@ -82,6 +95,12 @@ class AnnotationStore:
         if count > total:
             raise DatasetError(f"cannot select {count} frames: the dataset has only {total}")
         chosen = self.selection()
+        outside = [f for f in chosen if not 0 <= f < total]
+        if outside:
+            raise DatasetError(
+                f"{self.root / 'selection.json'} names frame {outside[0]}, but the dataset has "
+                f"{total} frames (0..{total - 1}); delete it to choose frames anew"
+            )
         if len(chosen) >= count:
             return chosen[:count]
         rng = np.random.default_rng(seed)
@@ -97,15 +116,23 @@ class AnnotationStore:
             if frame not in taken:
                 chosen.append(frame)
                 taken.add(frame)
+        return chosen
+
+    def write_selection(self, frames: Sequence[int], seed: int) -> None:
+        """Store the selection (atomically)."""
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
-            self.root / "selection.json", {"frames": chosen, "seed": seed, "updated": now()}
+            self.root / "selection.json",
+            {"frames": [int(f) for f in frames], "seed": seed, "updated": now()},
         )
-        return chosen
 
     # ------------------------------------------------------------------ clicks
     def _path(self, frame: int) -> Path:
         return self.root / f"frame_{frame:08d}.json"
+
+    def has_annotation(self, frame: int) -> bool:
+        """Whether the frame has an annotation file (possibly with no clicks)."""
+        return self._path(frame).is_file()
 
     def clicks(self, frame: int) -> list[Click]:
         """The clicks stored for a frame (empty if none)."""
@@ -172,30 +199,121 @@ class AnnotationStore:
         return clicks_to_map(points, height, width, sigmas if len(clicks) else None)
 
 
-def annotate_with_oracle(dataset: Dataset, count: int, seed: int = 0) -> list[int]:
+def is_persons(clicks: Sequence[Click]) -> bool:
+    """Whether any of the clicks was made by a person (an annotator other than the oracle)."""
+    return any(c.annotator != ORACLE for c in clicks)
+
+
+@dataclass(frozen=True)
+class OracleReport:
+    """What ``annotate_with_oracle`` did with each selected frame."""
+
+    frames: list[int]
+    """The selected frames, in selection order."""
+    written: list[int]
+    """Frames whose oracle clicks were written (new, or different from those stored)."""
+    unchanged: list[int]
+    """Frames that already held exactly these oracle clicks: their files were not rewritten."""
+    kept: list[int]
+    """Frames a person annotated, left untouched."""
+    replaced: list[int]
+    """Frames a person annotated whose clicks were replaced (only with ``overwrite_people``)."""
+
+
+def annotate_with_oracle(
+    dataset: Dataset, count: int, seed: int = 0, *, overwrite_people: bool = False
+) -> OracleReport:
     """Click the simulator's salient points on ``count`` selected frames, as a person would.
 
-    Points outside the frame (or hidden behind the camera) are not clicked. Returns the
-    annotated frames.
+    Points outside the frame (or hidden behind the camera) are not clicked; a frame with no
+    visible point gets an annotation with no clicks ("nothing to look at here").
+
+    Args:
+        dataset: the dataset to annotate; it must record oracle salient points.
+        count: frames to annotate (the earlier selection is kept and extended).
+        seed: seed of a new selection.
+        overwrite_people: replace the clicks of frames a person annotated; otherwise those
+            frames are kept as they are.
+
+    Raises:
+        DatasetError: the dataset records no salient points (e.g. Atari), an episode the
+            oracle needs cannot be read, or an annotation file is damaged. Nothing has been
+            written then: every episode and annotation is read before the first write.
     """
-    if "salient_points" not in dataset.fields:
-        raise DatasetError(
-            f"dataset {dataset.root} has no salient_points field: the oracle has nothing to click"
-        )
+    _check_has_salient_points(dataset)
     store = AnnotationStore(dataset)
-    frames = store.select(count, seed)
+    frames = store.plan_selection(count, seed)
+    points = _salient_points(dataset, frames)
     height, width = dataset.image_size
     sigma = click_sigma(height, width)
+    stamp = now()
+    todo: dict[int, list[Click]] = {}
+    written, unchanged, kept, replaced = [], [], [], []
     for frame in frames:
-        points = dataset.frame(frame, ["salient_points"])["salient_points"]
-        visible = np.isfinite(points).all(axis=1)
-        visible &= (
-            (points[:, 0] >= 0)
-            & (points[:, 0] < width)
-            & (points[:, 1] >= 0)
-            & (points[:, 1] < height)
-        )
-        stamp = now()
-        clicks = [Click(float(x), float(y), sigma, "oracle", stamp) for x, y in points[visible]]
+        new = [Click(x, y, sigma, ORACLE, stamp) for x, y in _visible(points[frame], height, width)]
+        old = store.clicks(frame) if store.has_annotation(frame) else None
+        if old is not None and is_persons(old) and not overwrite_people:
+            kept.append(frame)
+        elif old is not None and _same_clicks(old, new):
+            unchanged.append(frame)  # rewriting would only change the time stamps
+        else:
+            (replaced if old is not None and is_persons(old) else written).append(frame)
+            todo[frame] = new
+    if len(frames) > len(store.selection()):
+        store.write_selection(frames, seed)
+    for frame, clicks in todo.items():
         store.save(frame, clicks)
-    return frames
+    return OracleReport(frames, written, unchanged, kept, replaced)
+
+
+def _check_has_salient_points(dataset: Dataset) -> None:
+    spec = dataset.fields.get("salient_points")
+    if spec is None:
+        raise DatasetError(
+            f"dataset {dataset.root} has no salient_points field: the oracle has nothing to "
+            f"click; annotate it in the web page (`saliency-rl annotate {dataset.root}`)"
+        )
+    if spec.shape[:1] == (0,):
+        # Atari records (0, 2) points: the emulator knows no task-relevant bodies.
+        raise DatasetError(
+            f"{dataset.env_spec} has no oracle salient points (dataset {dataset.root} records "
+            f"salient_points of shape {tuple(spec.shape)}): click the frames yourself in the web "
+            f"page (`saliency-rl annotate {dataset.root}`), or learn attention without clicks "
+            f"(`saliency-rl pretrain-attention {dataset.root}`)"
+        )
+
+
+def _salient_points(dataset: Dataset, frames: Sequence[int]) -> dict[int, np.ndarray]:
+    """Each frame's salient points (P, 2), reading every episode needed before anything is
+    written; DatasetError naming the damaged episode otherwise."""
+    by_episode: dict[int, list[tuple[int, int]]] = {}
+    for frame in frames:
+        episode, step = dataset.locate(frame)
+        by_episode.setdefault(episode, []).append((frame, step))
+    points = {}
+    for episode, wanted in sorted(by_episode.items()):
+        try:
+            stored = dataset.episode(episode, ["salient_points"])["salient_points"]
+        except DatasetError as error:
+            raise DatasetError(f"{error}; no annotation was written") from None
+        for frame, step in wanted:
+            points[frame] = stored[step]
+    return points
+
+
+def _visible(points: np.ndarray, height: int, width: int) -> list[tuple[float, float]]:
+    """The (x, y) of the points that fall inside the frame (finite, not behind the camera)."""
+    inside = np.isfinite(points).all(axis=1)
+    inside &= (
+        (points[:, 0] >= 0) & (points[:, 0] < width) & (points[:, 1] >= 0) & (points[:, 1] < height)
+    )
+    return [(float(x), float(y)) for x, y in points[inside]]
+
+
+def _same_clicks(old: Sequence[Click], new: Sequence[Click]) -> bool:
+    """Same positions, sigmas and annotators in the same order (times aside)."""
+
+    def key(clicks: Sequence[Click]) -> list[tuple]:
+        return [(c.x, c.y, c.sigma, c.annotator) for c in clicks]
+
+    return key(old) == key(new)

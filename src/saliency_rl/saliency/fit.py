@@ -110,6 +110,25 @@ def annotated_data(dataset: Dataset, frames: Sequence[int]) -> tuple[np.ndarray,
     return rgb, maps
 
 
+def _check_some_clicks(
+    store: AnnotationStore, annotated: Sequence[int], train_frames: Sequence[int]
+) -> None:
+    """DatasetError when the training maps would all be empty: a predictor fitted on them
+    learns to predict nothing, and its report would look like a success."""
+    clicked = {f for f in annotated if store.clicks(f)}
+    if not clicked:
+        raise DatasetError(
+            f"none of the {len(annotated)} annotated frames in {store.root} has a click, so "
+            "every saliency map is empty and there is nothing to learn: click what matters in "
+            f"the web page (`saliency-rl annotate {store.dataset.root}`)"
+        )
+    if not clicked.intersection(train_frames):
+        raise DatasetError(
+            f"none of the {len(train_frames)} training frames in {store.root} has a click (the "
+            f"{len(clicked)} clicked frames are all held out): lower --holdout or annotate more"
+        )
+
+
 def fit_predictor(
     dataset: Dataset | str | Path,
     out_dir: str | Path,
@@ -136,6 +155,10 @@ def fit_predictor(
     Returns:
         The report (also in ``out_dir/report.json``): metrics on the held-out frames
         (``None`` when none are held out) and on the training frames, timings, the split.
+
+    Raises:
+        DatasetError: no frame is annotated, or no training frame has a click (every map
+            would be empty); nothing is written then.
     """
     config = config or FitConfig()
     unknown = set(overrides) - set(FitConfig.__dataclass_fields__)
@@ -165,6 +188,7 @@ def fit_predictor(
         train_frames = [f for f in annotated if f not in set(held_frames)]
         if not train_frames:
             raise DatasetError("every annotated frame is held out: nothing is left to train on")
+    _check_some_clicks(AnnotationStore(dataset), annotated, train_frames)
     device_ = resolve_device(device)
     generator = torch.Generator().manual_seed(config.seed)  # batches and augmentation
 

@@ -5,12 +5,17 @@
     maps = predictor.predict_torch(obs)    # torch in, torch out, on obs's device (RL loops)
 
 Checkpoints are written by ``saliency.fit.fit_predictor``: ``config.json`` names the model
-and its constructor arguments, ``model.safetensors`` holds the weights.
+and its constructor arguments, ``model.safetensors`` holds the weights. Every predictor is
+loaded by ``SaliencyPredictor.load``, which names what a wrong directory holds instead (a
+MultiMAE run, a training run, a dataset) and warns when the predictor was trained on another
+environment than the one it is used on.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from saliency_rl.checkpoint import load_checkpoint
+from saliency_rl.checkpoint import CONFIG_FILE, load_checkpoint
 from saliency_rl.devices import resolve_device
 from saliency_rl.errors import CheckpointError
 from saliency_rl.saliency.picanet import PiCANet, picanet_small, picanet_tiny
@@ -32,6 +37,11 @@ SIZES: dict[str, dict[str, Callable[..., nn.Module]]] = {
     "picanet": {"small": picanet_small, "tiny": picanet_tiny},
 }
 BATCH_SIZE = 64  # frames per forward pass: on a 2-core CPU, larger batches fell out of cache
+# The formats of the other checkpoints saliency-rl writes, spelled out rather than imported
+# (models/multimae.py CHECKPOINT_FORMAT is a layer above), so a wrong --predictor is named.
+OTHER_FORMATS = {"saliency-rl-multimae": "MultiMAE"}
+HOW_TO_MAKE = "give the --out of `saliency-rl train-saliency` (by default DATASET/predictors/unet)"
+_warned_env: set[tuple[str, str]] = set()  # (checkpoint, env spec) pairs warned about
 
 
 def build_model(
@@ -91,14 +101,31 @@ class SaliencyPredictor:
         self.in_channels = int(config["in_channels"])
         self.batch_size = batch_size
 
+    @property
+    def env_spec(self) -> str | None:
+        """The environment spec of the frames it was trained on (None in old checkpoints)."""
+        return self.config.get("env_spec")
+
     @classmethod
     def load(
         cls,
         checkpoint_dir: str | Path,
         device: str | torch.device = "auto",
         batch_size: int = BATCH_SIZE,
+        env_spec: str | None = None,
     ) -> SaliencyPredictor:
-        """Load a checkpoint written by ``fit_predictor``; CheckpointError if it is not one."""
+        """Load a checkpoint written by ``fit_predictor``; CheckpointError if it is not one.
+
+        Args:
+            env_spec: the environment whose frames it will label; a predictor trained on
+                another one is loaded with a warning on stderr naming both (once per
+                checkpoint and spec), since its maps may miss this task's bodies.
+        """
+        foreign = _what_else(Path(checkpoint_dir))
+        if foreign is not None:
+            raise CheckpointError(
+                f"{checkpoint_dir} is {foreign}, not a saliency predictor: {HOW_TO_MAKE}"
+            )
         config, state_dict = load_checkpoint(checkpoint_dir)
         if config.get("format") != FORMAT:
             raise CheckpointError(
@@ -117,7 +144,10 @@ class SaliencyPredictor:
             raise CheckpointError(
                 f"{checkpoint_dir} is damaged: its weights do not fit its config ({error})"
             ) from None
-        return cls(model, config, device, batch_size)
+        predictor = cls(model, config, device, batch_size)
+        if env_spec is not None:
+            _warn_other_env(Path(checkpoint_dir), predictor.env_spec, env_spec)
+        return predictor
 
     # ------------------------------------------------------------------ prediction
     def _check(self, frames: torch.Tensor) -> None:
@@ -177,3 +207,66 @@ class SaliencyPredictor:
             dtype = torch.uint8 if as_uint8 else torch.float32
             return torch.zeros((0, *self.image_size), dtype=dtype).numpy()
         return torch.cat(out).numpy()
+
+
+# ---------------------------------------------------------------------- loading checks
+def _what_else(directory: Path) -> str | None:
+    """What ``directory`` holds when it is recognisably something other than a predictor
+    ("a MultiMAE run", "an SAC run", "a dataset"); None when it may be one (``load_checkpoint``
+    then names what is missing or damaged)."""
+    config = _read_config(directory / CONFIG_FILE)
+    if config is None:
+        # A pretraining run keeps its checkpoints in checkpoints/step_N/, with no config.json
+        # of its own.
+        steps = sorted((directory / "checkpoints").glob(f"step_*/{CONFIG_FILE}"))
+        if steps:
+            kind = _kind(_read_config(steps[-1]) or {})
+            return _article(f"{kind or 'training'} run")
+        if (directory / "meta.json").is_file():
+            return "a dataset"
+        return None
+    if config.get("format") == FORMAT:
+        return None
+    kind = _kind(config)
+    if kind is None:
+        return None
+    return _article(f"{kind} run" if (directory / "checkpoints").is_dir() else f"{kind} checkpoint")
+
+
+def _kind(config: dict) -> str | None:
+    """The kind of model or run a config.json describes, as users know it."""
+    if config.get("format") in OTHER_FORMATS:
+        return OTHER_FORMATS[config["format"]]
+    if isinstance(config.get("algo"), str):
+        return config["algo"].upper()  # a training run: sac, a2c, bc
+    model = config.get("model")
+    if isinstance(model, str) and model not in MODELS:
+        return model  # another module checkpoint: attention, transporter
+    return None
+
+
+def _read_config(path: Path) -> dict | None:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _article(words: str) -> str:
+    """'an' before a vowel (an A2C run, an attention checkpoint), 'a' otherwise."""
+    return f"{'an' if words[:1].upper() in 'AEIOU' else 'a'} {words}"
+
+
+def _warn_other_env(directory: Path, trained: str | None, used: str) -> None:
+    """One line on stderr when the predictor was trained on frames of another environment."""
+    key = (str(directory.resolve()), used)
+    if trained is None or trained == used or key in _warned_env:
+        return
+    _warned_env.add(key)
+    print(
+        f"saliency-rl: warning: predictor {directory} was trained on {trained} frames and is "
+        f"used on {used}: its maps may miss this task's bodies (train one on {used} with "
+        "`saliency-rl train-saliency`)",
+        file=sys.stderr,
+    )
