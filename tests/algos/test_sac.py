@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from sac_batches import batch_of, changed, params
 
 from saliency_rl.algos.curl import BilinearInfoNCE
 from saliency_rl.algos.rad import random_shift, shift_fields
@@ -38,30 +39,6 @@ def pixel_agent(mode="rgb", **kwargs):
     torch.manual_seed(0)
     cnn = PixelCNN(mode, frames=1, image_size=32, num_layers=3)
     return SACAgent(PixelObsEncoder(cnn), 2, feature_dim=16, hidden_dim=32, **kwargs)
-
-
-def batch_of(n=8, seed=0, saliency=False):
-    g = torch.Generator().manual_seed(seed)
-    fields = {"rgb": ((3, 32, 32), torch.uint8)}
-    if saliency:
-        fields["saliency"] = ((1, 32, 32), torch.uint8)
-    buffer = ReplayBuffer(64, fields, action_dim=2, seed=seed)
-
-    def obs():
-        return {k: torch.randint(0, 256, s, generator=g, dtype=d) for k, (s, d) in fields.items()}
-
-    buffer.start(obs())
-    for t in range(20):
-        buffer.add(torch.rand(2, generator=g) * 2 - 1, float(t), obs(), terminated=False)
-    return buffer.sample(n)
-
-
-def params(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module):
-    return [not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True)]
 
 
 def test_update_trains_encoder_by_critic_only_and_returns_metrics():

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from sac_batches import batch_of, changed, params
 
 from saliency_rl.algos.rad import shift_fields
 from saliency_rl.algos.sac import (
@@ -19,7 +20,6 @@ from saliency_rl.algos.sac import (
 from saliency_rl.algos.sac_inputs import StepInputs
 from saliency_rl.algos.sac_trainer import build_agent, resume_sac, train_sac
 from saliency_rl.checkpoint import load_checkpoint
-from saliency_rl.data.replay import ReplayBuffer
 from saliency_rl.envs.presets import PRESETS
 from saliency_rl.models.pixel_cnn import PixelCNN
 from saliency_rl.runs import RunError
@@ -31,30 +31,6 @@ TINY_RUN = dict(
     eval_episodes=2, log_every=10, checkpoint_every=20,
 )  # fmt: skip
 FAKE = dict(episode_length=10, image_size=32)
-
-
-def batch_of(n=8, seed=0, saliency=False):
-    g = torch.Generator().manual_seed(seed)
-    fields = {"rgb": ((3, 32, 32), torch.uint8)}
-    if saliency:
-        fields["saliency"] = ((1, 32, 32), torch.uint8)
-    buffer = ReplayBuffer(64, fields, action_dim=2, seed=seed)
-
-    def obs():
-        return {k: torch.randint(0, 256, s, generator=g, dtype=d) for k, (s, d) in fields.items()}
-
-    buffer.start(obs())
-    for t in range(20):
-        buffer.add(torch.rand(2, generator=g) * 2 - 1, float(t), obs(), terminated=False)
-    return buffer.sample(n)
-
-
-def params(module):
-    return [p.detach().clone() for p in module.parameters()]
-
-
-def changed(before, module):
-    return [not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True)]
 
 
 def read_rows(run):
