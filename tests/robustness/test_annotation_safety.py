@@ -169,3 +169,13 @@ def test_a_predictor_of_another_environment_warns_once(tiny_predictor_64, capsys
     assert "warning" in line and "fake:square" in line and "dmc:cheetah-run" in line
     assert str(tiny_predictor_64) in line
     assert predictor.env_spec == "fake:square"  # a warning, not an error
+
+
+def test_a_person_cannot_annotate_under_the_oracles_name(fake_dataset):
+    """The oracle treats clicks named ``oracle`` as its own and may replace them, so the web
+    page refuses that name for a person."""
+    from saliency_rl.errors import SaliencyRLError
+
+    for name in ("oracle", " Oracle "):
+        with pytest.raises(SaliencyRLError, match="reserved for `annotate --oracle`"):
+            AnnotationApp(fake_dataset, 2, seed=0, annotator=name)

@@ -43,7 +43,7 @@ from PIL import Image
 
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.errors import DatasetError, SaliencyRLError
-from saliency_rl.saliency.annotations import AnnotationStore, Click, now
+from saliency_rl.saliency.annotations import ORACLE, AnnotationStore, Click, now
 from saliency_rl.saliency.maps import click_sigma
 
 MAX_BODY_BYTES = 64 * 1024
@@ -99,6 +99,10 @@ def _check_annotator(name: str) -> str:
     if not name or len(name) > MAX_ANNOTATOR_CHARS or not name.isprintable():
         raise SaliencyRLError(
             f"annotator name {name!r} is not valid: give 1 to {MAX_ANNOTATOR_CHARS} printable characters"
+        )
+    if name.lower() == ORACLE:  # the oracle may replace its own clicks, never a person's
+        raise SaliencyRLError(
+            f"annotator name {name!r} is reserved for `annotate --oracle`: give your own name"
         )
     return name
 
