@@ -387,15 +387,15 @@ def resume_a2c(
     old = A2CConfig.from_json(saved["config"])
     config = resumed_config(run_dir, saved, old, changes, RESUMABLE_CHANGES)
     torch_device = resolve_device(device)
-    if not is_checkpoint(checkpoint):  # killed before its first checkpoint: from step 0
+    resuming = is_checkpoint(checkpoint)
+    module = None
+    if not resuming:  # killed before its first checkpoint: from step 0, the recorded module
         recorded = (saved.get("attention") or {}).get("checkpoint")
         module, _ = pretrained_attention(
             config.attention, recorded, atari_game(saved["env"]), torch_device
         )
         restart_without_checkpoint(run_dir)
-        return _Trainer(run_dir, saved["env"], config, torch_device, module, progress).run()
-    module = None
-    if config.attention in PRETRAINED_MODES:  # the fixed module's weights are in the run's
+    elif config.attention in PRETRAINED_MODES:  # the fixed module's weights are in the run's
         _, weights = load_checkpoint(checkpoint, torch_device)
         module = SelfSupervisedAttention(1).to(torch_device)
         prefix = "attention."
@@ -403,7 +403,8 @@ def resume_a2c(
             {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
         )
     trainer = _Trainer(run_dir, saved["env"], config, torch_device, module, progress)
-    trainer.restore(checkpoint)
+    if resuming:
+        trainer.restore(checkpoint)
     return trainer.run()
 
 

@@ -54,16 +54,4 @@ def sample_nstep(
         discount = torch.where(keep, step_discount, discount)
         last = torch.where(going, slot, last)
         going &= step_discount[:, 0] > 0
-    after = (last + 1) % capacity
-    device = torch.device(device)
-
-    def take(tensor: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
-        return tensor.index_select(0, at).to(device, non_blocking=True)
-
-    return Batch(
-        obs={name: take(t, index) for name, t in replay.obs.items()},
-        action=take(replay.action, index),
-        reward=reward.to(device),
-        discount=(discount * power).to(device),
-        next_obs={name: take(t, after) for name, t in replay.obs.items()},
-    )
+    return replay.batch_at(index, (last + 1) % capacity, device, reward, discount * power)

@@ -145,7 +145,19 @@ class ReplayBuffer:
     def sample(self, batch_size: int, device: str | torch.device = "cpu") -> Batch:
         """``batch_size`` transitions drawn uniformly (with replacement)."""
         index = torch.from_numpy(self.sample_indices(batch_size))
-        after = (index + 1) % self.capacity
+        return self.batch_at(index, (index + 1) % self.capacity, device)
+
+    def batch_at(
+        self,
+        index: torch.Tensor,
+        after: torch.Tensor,
+        device: str | torch.device = "cpu",
+        reward: torch.Tensor | None = None,
+        discount: torch.Tensor | None = None,
+    ) -> Batch:
+        """The transitions starting at slots ``index`` (B,) whose next observations are at
+        ``after`` (B,); ``reward`` and ``discount`` (B, 1) replace the stored one-step values
+        (an n-step return, ``algos/nstep.py``)."""
         device = torch.device(device)
 
         def take(tensor: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
@@ -154,8 +166,8 @@ class ReplayBuffer:
         return Batch(
             obs={name: take(t, index) for name, t in self.obs.items()},
             action=take(self.action, index),
-            reward=take(self.reward, index),
-            discount=take(self.discount, index),
+            reward=take(self.reward, index) if reward is None else reward.to(device),
+            discount=take(self.discount, index) if discount is None else discount.to(device),
             next_obs={name: take(t, after) for name, t in self.obs.items()},
         )
 
