@@ -1,8 +1,11 @@
-"""Replay batches and parameter snapshots shared by the SAC agent tests (imported by name:
-``from sac_batches import ...``)."""
+"""Replay batches, parameter snapshots and run readers shared by the SAC tests (imported by
+name: ``from sac_batches import ...``)."""
+
+import csv
 
 import torch
 
+from saliency_rl.checkpoint import load_checkpoint
 from saliency_rl.data.replay import ReplayBuffer
 
 
@@ -28,3 +31,14 @@ def params(module):
 
 def changed(before, module):
     return [not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True)]
+
+
+def read_rows(run):
+    with (run / "metrics.csv").open() as handle:
+        return [
+            {k: v for k, v in r.items() if k not in ("time", "fps")} for r in csv.DictReader(handle)
+        ]
+
+
+def weights(run):
+    return load_checkpoint(run / "checkpoints" / "latest")[1]

@@ -1,6 +1,5 @@
 """SAC agent, RAD and CURL deltas, step inputs, exact resume and determinism (fake:square)."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -10,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from sac_batches import batch_of, changed, params
+from sac_batches import batch_of, changed, params, read_rows, weights
 
 from saliency_rl.algos.curl import BilinearInfoNCE
 from saliency_rl.algos.rad import random_shift, shift_fields
@@ -24,7 +23,6 @@ from saliency_rl.algos.sac import (
 )
 from saliency_rl.algos.sac_inputs import StepInputs
 from saliency_rl.algos.sac_trainer import load_policy, resume_sac, train_sac
-from saliency_rl.checkpoint import load_checkpoint
 from saliency_rl.data.replay import ReplayBuffer
 from saliency_rl.models.pixel_cnn import PixelCNN
 from saliency_rl.runs import RunError
@@ -183,17 +181,6 @@ def test_saliency_is_computed_once_per_env_step(tiny_predictor_64):
     buffer.add([0.0], 0.0, stored, False)
     buffer.sample(16)
     assert calls == [3, 1]
-
-
-def read_rows(run):
-    with (run / "metrics.csv").open() as handle:
-        return [
-            {k: v for k, v in r.items() if k not in ("time", "fps")} for r in csv.DictReader(handle)
-        ]
-
-
-def weights(run):
-    return load_checkpoint(run / "checkpoints" / "latest")[1]
 
 
 @pytest.mark.slow

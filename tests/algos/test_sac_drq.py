@@ -1,12 +1,11 @@
 """The drq preset (DrQ's K / M shifts, target encoder, n-step, update_every) and the bf16
 path of the SAC agent: values against the cited tables, shifts, precision, exact resume."""
 
-import csv
 import json
 
 import pytest
 import torch
-from sac_batches import batch_of, changed, params
+from sac_batches import batch_of, changed, params, read_rows, weights
 
 from saliency_rl.algos.rad import shift_fields
 from saliency_rl.algos.sac import (
@@ -19,7 +18,6 @@ from saliency_rl.algos.sac import (
 )
 from saliency_rl.algos.sac_inputs import StepInputs
 from saliency_rl.algos.sac_trainer import build_agent, resume_sac, train_sac
-from saliency_rl.checkpoint import load_checkpoint
 from saliency_rl.envs.presets import PRESETS
 from saliency_rl.models.pixel_cnn import PixelCNN
 from saliency_rl.runs import RunError
@@ -31,17 +29,6 @@ TINY_RUN = dict(
     eval_episodes=2, log_every=10, checkpoint_every=20,
 )  # fmt: skip
 FAKE = dict(episode_length=10, image_size=32)
-
-
-def read_rows(run):
-    with (run / "metrics.csv").open() as handle:
-        return [
-            {k: v for k, v in r.items() if k not in ("time", "fps")} for r in csv.DictReader(handle)
-        ]
-
-
-def weights(run):
-    return load_checkpoint(run / "checkpoints" / "latest")[1]
 
 
 def agent_of(mode="rgb", **kwargs):
