@@ -356,9 +356,10 @@ class Dataset:
         declared = self.meta["extra_fields"]
         names = declared if extra_fields is None else [n for n in extra_fields if n in declared]
         extras = {n: FieldSpec.from_json(declared[n]) for n in names}
+        specs = self._episode_specs()
         for episode, path in enumerate(self._episode_files):
             length = int(self._lengths[episode])
-            problems += _check_npz(path, self._episode_specs(), length, read)
+            problems += _check_npz(path, specs, length, read)
             for name, spec in extras.items():
                 field_path = self._field_path(name, episode)
                 if field_path.exists():
