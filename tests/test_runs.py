@@ -116,3 +116,52 @@ def test_metrics_log_truncates_and_refuses_other_columns(tmp_path):
         log.log({"steps": 4})
     with pytest.raises(RunError, match="another kind of run"):
         MetricsLog(tmp_path / "metrics.csv", ["step", "return"])
+
+
+# ---------------------------------------------------------------------- Run
+def test_run_create_writes_header_and_removes_itself_on_failure(tmp_path):
+    from saliency_rl.runs import Run, run_header
+
+    header = run_header("sac", "fake:square", {}, 0, "sac-cnn-rgb", "visarl", {"a": 1}, "cpu")
+    assert header["config"] == {"a": 1} and "torch" in header["versions"]
+    with pytest.raises(RuntimeError), Run.create(tmp_path / "run", header) as run:
+        assert (run.path / "config.json").is_file()
+        raise RuntimeError("the trainer could not be built")
+    assert not (tmp_path / "run").exists()
+    with Run.create(tmp_path / "run", header) as run:
+        run.record(precision={"chosen": "fp32"})
+    assert Run.open(tmp_path / "run", ("sac",)).saved["precision"] == {"chosen": "fp32"}
+
+
+def test_run_checkpoint_round_trip_and_resume(tmp_path):
+    import dataclasses
+
+    import torch
+
+    from saliency_rl.runs import Run, run_header
+
+    @dataclasses.dataclass
+    class Config:
+        steps: int = 10
+        lr: float = 0.1
+
+        def validate(self):
+            return self
+
+        def to_json(self):
+            return dataclasses.asdict(self)
+
+        @classmethod
+        def from_json(cls, data):
+            return cls(**data)
+
+    header = run_header("bc", "fake:square", {}, 0, "bc", "p", Config().to_json(), "cpu")
+    with Run.create(tmp_path / "run", header) as run:
+        pass
+    resumed, config = Run.resume(run.path, ("bc",), Config, {"steps": 20}, ("steps",))
+    assert config.steps == 20 and not resumed.has_checkpoint()
+    with pytest.raises(RunError, match="lr cannot change"):
+        Run.resume(run.path, ("bc",), Config, {"lr": 0.5}, ("steps",))
+    resumed.save_checkpoint({"model": "x"}, {"w": torch.ones(2)}, {"step": 3})
+    weights, state = resumed.load_checkpoint()
+    assert state["step"] == 3 and torch.equal(weights["w"], torch.ones(2))

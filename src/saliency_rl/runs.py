@@ -7,6 +7,12 @@ Layout (../shared/DESIGN.md)::
       metrics.csv        one row per log interval; appended, flushed at every row
       checkpoints/       model + training state for an exact resume
       eval.json          the final evaluation
+      tb/                TensorBoard events (``run_log.RunLog``)
+
+:class:`Run` is the lifecycle every trainer and pretraining shares: create a run (its
+config.json header written once, the directory removed again if setup fails) or open one to
+resume (settings changes checked and recorded; a run killed before its first checkpoint
+starts again from step 0), then save and load its one checkpoint, ``checkpoints/latest``.
 
 Runs are named like CleanRL's, ``<env>__<method>__<seed>__<unix time>``, e.g.
 ``atari-MsPacman__a2c-joint__1__1732190000``.
@@ -36,6 +42,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 EVAL_FILE = "eval.json"
 CHECKPOINTS_DIR = "checkpoints"
+LATEST = "latest"  # the checkpoint a resume continues from: checkpoints/latest
 TENSORBOARD_DIR = "tb"
 # What a run writes while it trains: a run that stopped before its first checkpoint
 # starts again from step 0 without them (its config.json is kept).
@@ -272,3 +279,119 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+def run_header(
+    algo: str,
+    env: str,
+    env_options: Mapping[str, Any],
+    seed: int,
+    method: str,
+    preset: str,
+    config: Mapping[str, Any],
+    device: str,
+    versions: Sequence[str] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """The config.json of a new run: what defines it (``extra``: the trainer's own entries,
+    e.g. checkpoints it reads), where and when it was made, and the package versions."""
+    return {
+        "algo": algo,
+        "env": env,
+        "env_options": dict(env_options),
+        "seed": seed,
+        "method": method,
+        "preset": preset,
+        "config": dict(config),
+        **extra,
+        "device": str(device),
+        "created": now(),
+        "command": " ".join(sys.argv),
+        "versions": package_versions(*versions),
+    }
+
+
+class Run:
+    """One run directory: its config.json (``saved``) and its checkpoint.
+
+    Make one with :meth:`create` (a new run) or :meth:`resume` (an existing one, to continue
+    it), or :meth:`open` to read a finished one.
+    """
+
+    def __init__(self, path: str | Path, saved: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.saved = saved
+
+    # -------------------------------------------------------------- making and opening
+    @classmethod
+    @contextlib.contextmanager
+    def create(cls, out: str | Path, header: Mapping[str, Any]) -> Iterator[Run]:
+        """A new run at ``out`` with ``header`` as its config.json, for a block that builds
+        the trainer: if the block fails, what it created is removed (:func:`new_run`)."""
+        with new_run(out) as run_dir:
+            write_json(run_dir / CONFIG_FILE, dict(header))
+            yield cls(run_dir, dict(header))
+
+    @classmethod
+    def open(cls, path: str | Path, algos: Sequence[str]) -> Run:
+        """An existing run of one of ``algos``; RunError if it is not one."""
+        return cls(path, read_run(path, algos))
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | Path,
+        algos: Sequence[str],
+        config: Any,
+        changes: Mapping[str, Any],
+        resumable: Sequence[str],
+    ) -> tuple[Run, Any]:
+        """Open a run to continue it: ``config`` parses its saved settings
+        (``Config.from_json``), ``changes`` are checked against ``resumable`` and recorded
+        (:func:`resumed_config`); returns the run and the settings it continues with. A run
+        without a checkpoint is prepared to start again from step 0
+        (:func:`restart_without_checkpoint`)."""
+        path = Path(path)
+        saved = read_run(path, algos, resuming=True)
+        settings = resumed_config(
+            path, saved, config.from_json(saved["config"]), changes, resumable
+        )
+        run = cls(path, saved)
+        if not run.has_checkpoint():
+            restart_without_checkpoint(path)
+        return run, settings
+
+    def record(self, **entries: Any) -> None:
+        """Add entries to config.json (what the run decided once: precision, bounds)."""
+        self.saved.update(entries)
+        write_json(self.path / CONFIG_FILE, self.saved)
+
+    # -------------------------------------------------------------- the checkpoint
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINTS_DIR / LATEST
+
+    def has_checkpoint(self) -> bool:
+        from saliency_rl.checkpoint import is_checkpoint
+
+        return is_checkpoint(self.checkpoint_dir)
+
+    def save_checkpoint(
+        self, config: Mapping[str, Any], weights: Mapping[str, Any], state: Mapping[str, Any]
+    ) -> None:
+        """Write checkpoints/latest (model config, weights, training state), atomically."""
+        from saliency_rl.checkpoint import save_checkpoint
+
+        save_checkpoint(self.checkpoint_dir, dict(config), weights, dict(state))
+
+    def load_checkpoint(self, device: Any = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+        """The latest checkpoint's weights and training state; CheckpointError if it has no
+        training state to resume from."""
+        from saliency_rl.checkpoint import load_checkpoint, load_training_state
+        from saliency_rl.errors import CheckpointError
+
+        _, weights = load_checkpoint(self.checkpoint_dir, device)
+        state = load_training_state(self.checkpoint_dir, device)
+        if state is None:
+            raise CheckpointError(f"{self.checkpoint_dir} has no training state to resume from")
+        return weights, state
