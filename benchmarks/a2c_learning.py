@@ -97,7 +97,7 @@ def initial_evaluations(args: argparse.Namespace) -> dict:
     import torch
 
     from saliency_rl.algos.a2c import A2CAgent
-    from saliency_rl.algos.a2c_trainer import EVAL_SEED, evaluate_a2c
+    from saliency_rl.algos.a2c_policy import evaluate_a2c
     from saliency_rl.data.atomic import atomic_write_text
     from saliency_rl.envs.atari_vector import make_atari_vector
 
@@ -114,13 +114,17 @@ def initial_evaluations(args: argparse.Namespace) -> dict:
             env.close()
             torch.manual_seed(seed)  # as the trainer, before it builds the network
             agent = A2CAgent(actions, attention=mode)
-            result = evaluate_a2c(
-                agent, f"atari:{GAME}", episodes=args.eval_episodes, seed=EVAL_SEED + 1000 * seed
-            )
-            done[key] = {k: result[k] for k in ("mean", "std", "episodes", "scores")}
+            # The trainer's evaluation games (rollout.EVAL_SEED + i, the same for every seed).
+            result = evaluate_a2c(agent, f"atari:{GAME}", episodes=args.eval_episodes)
+            done[key] = {
+                "mean": result["return_mean"],
+                "std": result["return_std"],
+                "episodes": result["episodes"],
+                "scores": result["returns"],
+            }
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps(done, indent=1) + "\n")
-            print(f"  step 0 {key}: {result['mean']:.0f}", flush=True)
+            print(f"  step 0 {key}: {result['return_mean']:.0f}", flush=True)
     return done
 
 

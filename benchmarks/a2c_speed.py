@@ -59,10 +59,11 @@ def ours_loop(attention: str, seed: int = 0):
     """(run(steps) -> seconds, close): saliency_rl's A2C loop, exactly as the trainer runs it."""
     from saliency_rl.algos.a2c import a2c_config
     from saliency_rl.algos.a2c_trainer import _Trainer
+    from saliency_rl.runs import Run
 
     config = a2c_config(attention=attention, num_envs=NUM_ENVS, seed=seed, eval_episodes=0)
     trainer = _Trainer(
-        Path(tempfile.mkdtemp(prefix="a2c_speed_")),
+        Run(Path(tempfile.mkdtemp(prefix="a2c_speed_")), {}),
         f"atari:{GAME}",
         config,
         torch.device("cpu"),

@@ -204,7 +204,7 @@ def distractor_evals(work: Path, args, tasks) -> None:
     that it has fewer than ``args.episodes`` episodes of (a second pass, so the clean grid
     finishes first; it also tops up runs evaluated on fewer episodes, ``clean`` included);
     writes RUN/eval_<condition>.json, which the report prefers to eval.json's figures."""
-    from saliency_rl.algos.bc_trainer import evaluate_bc, load_policy
+    from saliency_rl.algos.bc_policy import evaluate_bc, load_policy
     from saliency_rl.runs import read_json, write_json
 
     for seed in args.only_seeds or range(args.seeds):
@@ -249,7 +249,8 @@ def summarise(work: Path, args, started: str) -> dict:
         task, mode, seed = path.parent.name.split("__")
         mode = mode.replace("rgb_saliency", "rgb+saliency")
         final = dict(result["final"])
-        final["successes"] = [bool(e["success"]) for e in result.get("per_episode") or []]
+        if "successes" not in final:  # eval.json of runs made before the one format
+            final["successes"] = [bool(e["success"]) for e in result.get("per_episode") or []]
         conditions = {"clean": final}
         conditions.update(result.get("distractors", {}))
         for extra in path.parent.glob("eval_*.json"):  # written by the distractors stage

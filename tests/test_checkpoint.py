@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -10,6 +11,8 @@ from saliency_rl.checkpoint import (
     is_checkpoint,
     load_checkpoint,
     load_training_state,
+    read_config,
+    read_module_config,
     save_checkpoint,
 )
 from saliency_rl.errors import CheckpointError
@@ -42,6 +45,14 @@ def test_round_trip_with_training_state(tmp_path):
     fresh.load_state_dict(restored["optimizer"])  # int keys and nested groups survive
     assert set(fresh.state_dict()["state"]) == set(optimizer.state_dict()["state"])
     assert load_training_state(save_checkpoint(tmp_path / "bare", {}, model.state_dict())) is None
+
+
+def test_numpy_values_in_a_training_state_come_back_as_tensors_and_numbers(tmp_path):
+    emulators = {"ram": np.arange(6, dtype=np.uint8).reshape(2, 3)[:, ::2], "lives": np.int64(3)}
+    path = save_checkpoint(tmp_path / "ckpt", {}, small_model().state_dict(), {"env": emulators})
+    restored = load_training_state(path)["env"]
+    assert torch.equal(restored["ram"], torch.tensor([[0, 2], [3, 5]], dtype=torch.uint8))
+    assert restored["lives"] == 3 and isinstance(restored["lives"], int)
 
 
 def test_replaces_a_checkpoint_but_never_other_directories(tmp_path):
@@ -87,4 +98,18 @@ def test_missing_and_damaged_checkpoints_raise_clear_errors(tmp_path):
         load_checkpoint(path)
     (path / "config.json").unlink()
     with pytest.raises(CheckpointError, match="no config.json"):
+        load_checkpoint(path)
+
+
+def test_reads_multimae_v1_configs_as_this_format(tmp_path):
+    path = save_checkpoint(tmp_path / "ckpt", {}, small_model().state_dict())
+    v1 = {"format": "saliency-rl-multimae", "format_version": 1, "model": {"dim": 8}, "step": 3}
+    (path / "config.json").write_text(json.dumps(v1))
+    config, _ = load_checkpoint(path)
+    assert config == {"model": "MultiMAE", "kwargs": {"dim": 8}, "step": 3}
+    assert read_config(path) == config
+    with pytest.raises(CheckpointError, match="not a Transporter; make one with `make it`"):
+        read_module_config(path, "Transporter", "make it")
+    (path / "config.json").write_text(json.dumps({**v1, "format_version": 2}))
+    with pytest.raises(CheckpointError, match="MultiMAE format version 2.*upgrade saliency-rl"):
         load_checkpoint(path)

@@ -23,6 +23,18 @@ def test_help_lists_every_command():
         assert run(command, "--help").returncode == 0
 
 
+def test_every_command_module_is_registered_in_pipeline_order():
+    import pkgutil
+
+    import saliency_rl.commands as package
+    from saliency_rl.cli import COMMANDS, build_parser
+
+    modules = {i.name for i in pkgutil.iter_modules(package.__path__)} - {"args"}
+    assert set(COMMANDS) == modules  # a new module must be listed, or it never shows
+    listed = list(build_parser()._subparsers._group_actions[0].choices)
+    assert listed[:3] == ["collect", "annotate", "info"] and "train" in listed
+
+
 def test_collect_annotate_info_through_the_cli(tmp_path, capsys):
     out = tmp_path / "d"
     assert (

@@ -13,6 +13,7 @@ import pytest
 from saliency_rl.envs import make_env
 from saliency_rl.errors import EnvSpecError
 from saliency_rl.evaluation import (
+    POLICY_LOADERS,
     Policy,
     evaluate_run,
     load_run_policy,
@@ -50,7 +51,8 @@ class CentreSeeker:
 
 @pytest.fixture
 def fake_algo(monkeypatch):
-    """A trainer module ``saliency_rl.algos.probe_trainer`` with ``load_policy``."""
+    """A trainer module ``saliency_rl.algos.probe_trainer`` with ``load_policy``, in the
+    registry as algorithm ``probe``."""
     module = types.ModuleType("saliency_rl.algos.probe_trainer")
     loaded = []
 
@@ -64,6 +66,7 @@ def fake_algo(monkeypatch):
 
     module.load_policy = load_policy
     monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(POLICY_LOADERS, "probe", module.__name__)
     return loaded
 
 
@@ -150,13 +153,11 @@ def test_runs_that_cannot_be_evaluated(fake_algo, tmp_path, monkeypatch):
     unfinished = make_run(tmp_path / "unfinished", "fake:square", {}, finished=False)
     with pytest.raises(RunError, match=r"has not finished \(no eval.json\)"):
         evaluate_run(unfinished)
-    # A trainer module without load_policy.
-    monkeypatch.setitem(sys.modules, "saliency_rl.algos.old_trainer", types.ModuleType("old"))
-    old = make_run(tmp_path / "old", "fake:square", {}, algo="old")
-    with pytest.raises(RunError, match="'old' run, which saliency-rl evaluate cannot load"):
-        load_run_policy(old)
+    # An algorithm outside the registry: one line naming those it can evaluate.
     unknown = make_run(tmp_path / "unknown", "fake:square", {}, algo="nope")
-    with pytest.raises(RunError, match="evaluates runs whose trainer has load_policy: .*sac"):
+    with pytest.raises(RunError, match="'nope' run, which saliency-rl evaluate cannot load"):
+        load_run_policy(unknown)
+    with pytest.raises(RunError, match="evaluates runs of a2c, acktr, bc, probe, sac"):
         evaluate_run(unknown)
     fake = make_run(tmp_path / "fake", "fake:square", {"episode_length": 2})
     with pytest.raises(EnvSpecError, match="need a MuJoCo suite"):

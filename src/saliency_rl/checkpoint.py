@@ -10,6 +10,9 @@ Layout (../shared/DESIGN.md, as LeRobot's)::
                                      {"__tensor__": key} where a tensor was
         state.safetensors            those tensors (optimizer moments, RNG states)
 
+:func:`read_config` and :func:`load_training_state` also read MultiMAE's first format, the one
+it wrote before it moved onto this one (see "Older formats" below).
+
 A checkpoint is written whole into a hidden temporary directory beside the target and
 renamed into place, so a reader sees the old checkpoint or the new one, never a mix; a
 process killed mid-write leaves at most a hidden ``.*.tmp`` directory. Replacing an existing
@@ -29,6 +32,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -106,10 +110,9 @@ def save_checkpoint(
     return directory
 
 
-def load_checkpoint(
-    directory: str | Path, device: str | torch.device = "cpu"
-) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Read ``(config, state_dict)`` of a checkpoint; CheckpointError naming what is wrong."""
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """A checkpoint's config.json (an older format's read as this one's); CheckpointError
+    naming what is wrong."""
     directory = Path(directory)
     if not directory.exists():
         raise CheckpointError(f"checkpoint {directory} does not exist")
@@ -121,8 +124,27 @@ def load_checkpoint(
     config = _read_json(directory / CONFIG_FILE, what="checkpoint config")
     if not isinstance(config, dict):
         raise CheckpointError(f"{directory / CONFIG_FILE} is damaged: not a JSON object")
-    state_dict = _read_tensors(directory / WEIGHTS_FILE, device)
-    return config, state_dict
+    return _upgrade_multimae_v1_config(config, directory / CONFIG_FILE)
+
+
+def read_module_config(directory: str | Path, model_name: str, how_to_make: str) -> dict[str, Any]:
+    """The config.json of a checkpoint that must hold ``model_name``; CheckpointError naming
+    what is wrong, and ``how_to_make`` (a command) when it holds another model."""
+    config = read_config(directory)
+    if config.get("model") != model_name:
+        raise CheckpointError(
+            f"{directory} holds a {config.get('model', 'unknown')!r} checkpoint, not a "
+            f"{model_name}; make one with `{how_to_make}`"
+        )
+    return config
+
+
+def load_checkpoint(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Read ``(config, state_dict)`` of a checkpoint; CheckpointError naming what is wrong."""
+    config = read_config(directory)
+    return config, _read_tensors(Path(directory) / WEIGHTS_FILE, device)
 
 
 def load_module_checkpoint(
@@ -141,12 +163,8 @@ def load_module_checkpoint(
     Raises:
         CheckpointError: the directory is missing, damaged, or holds another model.
     """
-    config, state_dict = load_checkpoint(directory, device)
-    if config.get("model") != model_name:
-        raise CheckpointError(
-            f"{directory} holds a {config.get('model', 'unknown')!r} checkpoint, not a "
-            f"{model_name}; make one with `{how_to_make}`"
-        )
+    config = read_module_config(directory, model_name, how_to_make)
+    state_dict = _read_tensors(Path(directory) / WEIGHTS_FILE, device)
     module = build(**config.get("kwargs", {}))
     try:
         module.load_state_dict(state_dict)
@@ -166,10 +184,12 @@ def load_training_state(
     encoded = _read_json(state_dir / "state.json", what="training state")
     tensors = _read_tensors(state_dir / "state.safetensors", device)
     try:
+        if _is_multimae_v1(Path(directory)):
+            return _multimae_v1_training_state(encoded, tensors)
         return _decode(encoded, tensors)
     except KeyError as error:
         raise CheckpointError(
-            f"training state in {state_dir} is damaged: tensor {error} is missing"
+            f"training state in {state_dir} is damaged: {error} is missing"
         ) from None
 
 
@@ -226,7 +246,12 @@ def _read_tensors(path: Path, device: str | torch.device) -> dict[str, torch.Ten
 
 
 def _encode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """Nested value -> JSON value; tensors go into ``tensors`` under a fresh key."""
+    """Nested value -> JSON value; tensors (and NumPy arrays, as tensors) go into
+    ``tensors`` under a fresh key; NumPy scalars become Python numbers."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    elif isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, torch.Tensor):
         key = str(len(tensors))
         tensors[key] = value
@@ -255,3 +280,61 @@ def _decode(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     if isinstance(value, list):
         return [_decode(v, tensors) for v in value]
     return value
+
+
+# ---------------------------------------------------------------------- older formats
+# MultiMAE wrote a format of its own before it moved onto this one (tests/fixtures/multimae_v1
+# holds checkpoints and a pretraining run in it). Its config.json is
+# {"format": "saliency-rl-multimae", "format_version": 1, "model": {MultiMAEConfig}, ...extra};
+# its training_state/state.json holds the step, the optimizer's param groups and state keys,
+# and Python's and NumPy's RNG states, beside state.safetensors with "torch_rng",
+# "cuda_rng.I" and "optimizer.I.KEY". Both are read as this format's, so a v1 checkpoint
+# loads, and a v1 pretraining resumes, with the code of today.
+MULTIMAE_V1_FORMAT = "saliency-rl-multimae"
+_MULTIMAE = "MultiMAE"  # models.multimae.MODEL_NAME, a layer above
+
+
+def _is_multimae_v1(directory: Path) -> bool:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        return False
+    config = _read_json(path, what="checkpoint config")
+    return isinstance(config, dict) and config.get("format") == MULTIMAE_V1_FORMAT
+
+
+def _upgrade_multimae_v1_config(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A v1 MultiMAE config.json as ``{"model": "MultiMAE", "kwargs": {MultiMAEConfig},
+    ...extra}``; any other config unchanged."""
+    if config.get("format") != MULTIMAE_V1_FORMAT:
+        return config
+    if config.get("format_version") != 1 or not isinstance(config.get("model"), dict):
+        raise CheckpointError(
+            f"{path} has MultiMAE format version {config.get('format_version')!r}; this "
+            "saliency-rl reads version 1 and the checkpoints it writes itself: upgrade saliency-rl"
+        )
+    extra = {k: v for k, v in config.items() if k not in ("format", "format_version", "model")}
+    return {"model": _MULTIMAE, "kwargs": config["model"], **extra}
+
+
+def _multimae_v1_training_state(
+    state: dict[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> dict[str, Any]:
+    """A v1 MultiMAE training state as the one its pretraining writes now: ``step``,
+    ``optimizer`` (a ``state_dict``), ``torch_rng``, ``cuda_rng`` (one state a device) and the
+    Python and NumPy RNG states v1 also kept (``python_rng``, ``numpy_rng``: as stored)."""
+    optimizer = {
+        "state": {
+            int(index): {key: tensors[f"optimizer.{index}.{key}"] for key in keys}
+            for index, keys in state["optimizer_state_keys"].items()
+        },
+        "param_groups": state["optimizer_param_groups"],
+    }
+    cuda = sorted((k for k in tensors if k.startswith("cuda_rng.")), key=lambda k: int(k[9:]))
+    return {
+        "step": state["step"],
+        "optimizer": optimizer,
+        "torch_rng": tensors["torch_rng"],
+        "cuda_rng": [tensors[k] for k in cuda],
+        "python_rng": state["python_random"],
+        "numpy_rng": state["numpy_random"],
+    }

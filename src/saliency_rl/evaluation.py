@@ -1,12 +1,15 @@
-"""Evaluation: run a policy for whole episodes, under distractors, with videos.
+"""Evaluation of a run directory: its policy under distractors, with videos.
 
-``run_episodes`` and ``summarize`` work on any gymnasium env and policy; ``evaluate_run``
-evaluates a finished run directory (``saliency-rl evaluate RUN``): it rebuilds the run's
-env from config.json, optionally with one of our own distractor sets
+``evaluate_run`` evaluates a finished run (``saliency-rl evaluate RUN``): it rebuilds the
+run's env from config.json, optionally with one of our own distractor sets
 (``saliency_rl.envs.distractors``; their figures are not comparable with published
-DMC-GB numbers, which use real video clips), loads the policy through the trainer
-module's ``load_policy`` and writes ``eval_<distractor|clean>.json`` and MP4 videos with the
-policy's saliency map beside each frame.
+DMC-GB numbers, which use real video clips), loads the policy through the trainer's
+``load_policy`` found in :data:`POLICY_LOADERS`, runs it with the rollout loop of
+``saliency_rl.algos.rollout`` and writes ``eval_<distractor|clean>.json`` and MP4 videos with
+the policy's saliency map beside each frame.
+
+This module sits above the algorithms (it imports their policies); they import nothing
+from it.
 """
 
 from __future__ import annotations
@@ -15,184 +18,24 @@ import contextlib
 import importlib
 import os
 import tempfile
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from saliency_rl.algos.rollout import (
+    EVAL_SEED,
+    EpisodeResult,
+    Policy,
+    run_episodes,
+    run_episodes_side_by_side,
+    summarize,
+)
 from saliency_rl.data.atomic import public_mode
-
-if TYPE_CHECKING:
-    import gymnasium as gym
-
-EVAL_SEED = 100_000
-"""Episode i of ``evaluate_run`` is reset with ``seed + i``: the same start states, colours
-and backgrounds for every run, whatever its training seed (training evaluations use
-other seeds)."""
 
 VIDEO_DIR = "videos"
 VIDEO_SIZE = 256
 """Height in pixels of each panel of a video (frames are upscaled with crisp pixels)."""
-
-
-@runtime_checkable
-class Policy(Protocol):
-    """What ``load_policy(run_dir, device)`` of every trainer module returns."""
-
-    def act(self, obs: dict, deterministic: bool = True) -> np.ndarray:
-        """One env observation dict in, one action out."""
-        ...
-
-    def reset(self) -> None:
-        """A new episode starts: clear recurrent state and frame history."""
-        ...
-
-    def saliency(self, obs: dict) -> np.ndarray | None:
-        """The [H, W] map in [0, 1] the policy used for the newest frame, or None."""
-        ...
-
-
-@dataclass(frozen=True)
-class EpisodeResult:
-    """One finished episode."""
-
-    episode_return: float
-    """Sum of rewards."""
-    length: int
-    """Environment steps."""
-    success: bool | None
-    """Whether ``info["success"]`` was ever true (Meta-World); None where the env has none."""
-
-
-def run_episodes(
-    env: gym.Env,
-    act: Policy | Callable[[Any], Any],
-    episodes: int,
-    seed: int = 0,
-    progress: bool = False,
-    *,
-    deterministic: bool = True,
-    observe: Callable[[int, dict], None] | None = None,
-) -> tuple[list[EpisodeResult], float]:
-    """Run ``episodes`` episodes, episode i reset with ``seed + i``.
-
-    Args:
-        act: a ``Policy`` (called as ``act(obs, deterministic=...)``) or any callable
-            ``obs -> action``. The policy's ``reset()`` is called at every episode start,
-            also when ``act`` is its bound ``act`` method.
-        deterministic: passed to a ``Policy``; a plain callable decides for itself.
-        observe: called as ``observe(episode, obs)`` with every observation, the first of
-            each episode and the last included (videos use it).
-
-    Returns:
-        The episodes and the environment steps per second over all of them (policy included).
-    """
-    policy = act if isinstance(act, Policy) else getattr(act, "__self__", None)
-    reset = getattr(policy, "reset", None) if policy is not None else None
-    if isinstance(act, Policy):
-        choose = lambda obs: act.act(obs, deterministic=deterministic)  # noqa: E731
-    else:
-        choose = act
-    return run_episodes_side_by_side(
-        [env],
-        lambda slots, observations: [choose(observations[0])],
-        episodes,
-        seed,
-        reset=None if not callable(reset) else lambda slot: reset(),
-        progress=progress,
-        observe=observe,
-    )
-
-
-def run_episodes_side_by_side(
-    envs: Sequence[gym.Env],
-    act_many: Callable[[list[int], list[dict]], Sequence[np.ndarray]],
-    episodes: int,
-    seed: int = 0,
-    *,
-    reset: Callable[[int], None] | None = None,
-    progress: bool = False,
-    observe: Callable[[int, dict], None] | None = None,
-) -> tuple[list[EpisodeResult], float]:
-    """``run_episodes`` with ``len(envs)`` episodes in flight, for batched inference.
-
-    Episode i is reset with ``seed + i`` in whichever env is free, so a policy whose action
-    depends only on its own episode gets the episodes of ``run_episodes`` (batched network
-    calls may differ from single ones in the last bits of a float).
-
-    Args:
-        act_many: ``act_many(slots, observations)``: one action per observation, where
-            ``slots[j]`` is the index of the env ``observations[j]`` came from (a policy
-            keeps recurrent state per slot).
-        reset: called as ``reset(slot)`` when a new episode starts in env ``slot``.
-        observe: called as ``observe(episode, obs)`` with every observation (as in
-            ``run_episodes``).
-
-    Returns:
-        The episodes in episode order, and environment steps per second over all of them.
-    """
-    results: list[EpisodeResult | None] = [None] * episodes
-    running: dict[int, dict[str, Any]] = {}  # env index -> the episode it is playing
-    started = 0
-
-    def start(slot: int) -> None:
-        nonlocal started
-        obs, _ = envs[slot].reset(seed=seed + started)
-        if reset is not None:
-            reset(slot)
-        if observe is not None:
-            observe(started, obs)
-        running[slot] = {"episode": started, "obs": obs, "total": 0.0, "length": 0, "success": None}
-        started += 1
-
-    steps, clock = 0, time.perf_counter()
-    for slot in range(min(len(envs), episodes)):
-        start(slot)
-    with tqdm(total=episodes, desc="episodes", disable=not progress, dynamic_ncols=True) as bar:
-        while running:
-            slots = sorted(running)
-            actions = act_many(slots, [running[slot]["obs"] for slot in slots])
-            for slot, action in zip(slots, actions, strict=True):
-                episode = running[slot]
-                obs, reward, terminated, truncated, info = envs[slot].step(action)
-                if observe is not None:
-                    observe(episode["episode"], obs)
-                episode["obs"] = obs
-                episode["total"] += float(reward)
-                episode["length"] += 1
-                if "success" in info:
-                    episode["success"] = bool(episode["success"]) or bool(info["success"])
-                if terminated or truncated:
-                    results[episode["episode"]] = EpisodeResult(
-                        episode["total"], episode["length"], episode["success"]
-                    )
-                    steps += episode["length"]
-                    del running[slot]
-                    bar.update()
-                    if started < episodes:
-                        start(slot)
-    finished = [result for result in results if result is not None]
-    return finished, steps / max(time.perf_counter() - clock, 1e-9)
-
-
-def summarize(results: list[EpisodeResult]) -> dict[str, Any]:
-    """Mean and std of return, mean length, success rate (where the env reports success)."""
-    returns = np.array([r.episode_return for r in results], dtype=np.float64)
-    summary: dict[str, Any] = {
-        "episodes": len(results),
-        "return_mean": float(returns.mean()) if len(returns) else float("nan"),
-        "return_std": float(returns.std()) if len(returns) else float("nan"),
-        "length_mean": float(np.mean([r.length for r in results])) if results else float("nan"),
-    }
-    successes = [r.success for r in results if r.success is not None]
-    if successes:
-        summary["success_rate"] = float(np.mean(successes))
-    summary["per_episode"] = [asdict(r) for r in results]
-    return summary
 
 
 # ---------------------------------------------------------------------- run directories
@@ -201,8 +44,13 @@ def eval_file_name(distractor: str | None) -> str:
     return f"eval_{distractor or 'clean'}.json"
 
 
-_TRAINER_MODULES = {"acktr": "a2c"}
-"""Algorithms trained by another algorithm's trainer module (ACKTR is A2C's)."""
+POLICY_LOADERS = {
+    "sac": "saliency_rl.algos.sac_policy",
+    "bc": "saliency_rl.algos.bc_trainer",
+    "a2c": "saliency_rl.algos.a2c_trainer",
+    "acktr": "saliency_rl.algos.a2c_trainer",  # ACKTR is trained by A2C's trainer
+}
+"""The module whose ``load_policy(run_dir, device)`` loads each algorithm's policy."""
 
 
 def load_run_policy(run_dir: str | Path, device: str = "cpu") -> tuple[dict[str, Any], Policy]:
@@ -226,40 +74,17 @@ def load_run_policy(run_dir: str | Path, device: str = "cpu") -> tuple[dict[str,
             f"`saliency-rl train {config['algo']} --resume --out {run_dir}` first"
         )
     algo = str(config["algo"])
-    trainer = f"saliency_rl.algos.{_TRAINER_MODULES.get(algo, algo)}_trainer"
-    try:
-        module = importlib.import_module(trainer)
-    except ModuleNotFoundError as error:
-        if error.name != trainer:
-            raise
-        module = None
-    if module is None or not hasattr(module, "load_policy"):
-        hint = (
-            " (A2C runs on Atari are evaluated during training: see their eval.json)"
-            if algo in ("a2c", "acktr")
-            else ""
-        )
+    if algo not in POLICY_LOADERS:
         raise RunError(
             f"{run_dir} is a {algo!r} run, which saliency-rl evaluate cannot load; it "
-            f"evaluates runs whose trainer has load_policy: {', '.join(evaluable_algos())}" + hint
+            f"evaluates runs of {', '.join(evaluable_algos())}"
         )
-    return config, module.load_policy(run_dir, device)
+    return config, importlib.import_module(POLICY_LOADERS[algo]).load_policy(run_dir, device)
 
 
 def evaluable_algos() -> list[str]:
-    """Algorithms whose trainer module exposes ``load_policy`` (sac, bc, ...)."""
-    import pkgutil
-
-    import saliency_rl.algos as package
-
-    found = []
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name.endswith("_trainer"):
-            with contextlib.suppress(ImportError):
-                module = importlib.import_module(f"saliency_rl.algos.{info.name}")
-                if hasattr(module, "load_policy"):
-                    found.append(info.name.removesuffix("_trainer"))
-    return sorted(found)
+    """Algorithms whose runs ``evaluate_run`` can load (sac, bc, a2c, acktr)."""
+    return sorted(POLICY_LOADERS)
 
 
 def evaluate_run(
@@ -453,3 +278,17 @@ class _VideoRecorder:
         public_mode(self._tmp)  # mkstemp makes it 0600; the video gets the umask's mode
         os.replace(self._tmp, path)
         self.written.append(path)
+
+
+__all__ = [
+    "EVAL_SEED",
+    "EpisodeResult",
+    "POLICY_LOADERS",
+    "Policy",
+    "evaluable_algos",
+    "evaluate_run",
+    "load_run_policy",
+    "run_episodes",
+    "run_episodes_side_by_side",
+    "summarize",
+]

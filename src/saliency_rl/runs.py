@@ -31,7 +31,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +281,27 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def evaluation_entry(step: int, summary: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+    """One evaluation as eval.json holds it, the same for every trainer: ``step``, ``extra``
+    (``frames``, ...), ``return_mean``, ``return_std``, ``success_rate`` where the task has
+    success, ``episodes`` (how many), and per episode ``returns``, ``lengths`` and, where the
+    task has success, ``successes``.
+
+    ``summary``: ``saliency_rl.algos.rollout.summarize``'s dict."""
+    entry: dict[str, Any] = {"step": int(step), **extra}
+    entry["return_mean"] = summary["return_mean"]
+    entry["return_std"] = summary["return_std"]
+    if summary.get("success_rate") is not None:
+        entry["success_rate"] = summary["success_rate"]
+    entry["episodes"] = summary["episodes"]
+    episodes = summary.get("per_episode", [])
+    entry["returns"] = [e["episode_return"] for e in episodes]
+    entry["lengths"] = [e["length"] for e in episodes]
+    if "success_rate" in entry:
+        entry["successes"] = [bool(e["success"]) for e in episodes]
+    return entry
+
+
 def run_header(
     algo: str,
     env: str,
@@ -345,14 +366,18 @@ class Run:
         config: Any,
         changes: Mapping[str, Any],
         resumable: Sequence[str],
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[Run, Any]:
         """Open a run to continue it: ``config`` parses its saved settings
         (``Config.from_json``), ``changes`` are checked against ``resumable`` and recorded
         (:func:`resumed_config`); returns the run and the settings it continues with. A run
         without a checkpoint is prepared to start again from step 0
-        (:func:`restart_without_checkpoint`)."""
+        (:func:`restart_without_checkpoint`). ``check(saved)`` may refuse the run (raise)
+        before anything is written."""
         path = Path(path)
         saved = read_run(path, algos, resuming=True)
+        if check is not None:
+            check(saved)
         settings = resumed_config(
             path, saved, config.from_json(saved["config"]), changes, resumable
         )
@@ -365,6 +390,24 @@ class Run:
         """Add entries to config.json (what the run decided once: precision, bounds)."""
         self.saved.update(entries)
         write_json(self.path / CONFIG_FILE, self.saved)
+
+    def write_eval(self, step: int, evaluations: Sequence[Mapping[str, Any]], **extra: Any) -> None:
+        """eval.json of a finished run: who it is (algo, env, method, seed), where it stopped
+        (``step``, ``extra``), its last evaluation as ``final`` (None without one) and all of
+        them as ``history`` (each an :func:`evaluation_entry`)."""
+        write_json(
+            self.path / EVAL_FILE,
+            {
+                "algo": self.saved.get("algo"),
+                "env": self.saved.get("env"),
+                "method": self.saved.get("method"),
+                "seed": self.saved.get("seed"),
+                "step": int(step),
+                **extra,
+                "final": dict(evaluations[-1]) if evaluations else None,
+                "history": [dict(e) for e in evaluations],
+            },
+        )
 
     # -------------------------------------------------------------- the checkpoint
     @property
@@ -383,6 +426,15 @@ class Run:
         from saliency_rl.checkpoint import save_checkpoint
 
         save_checkpoint(self.checkpoint_dir, dict(config), weights, dict(state))
+
+    def load_model(self, device: Any = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+        """The latest checkpoint's model config and weights (for a policy); RunError if
+        there is no checkpoint yet."""
+        from saliency_rl.checkpoint import load_checkpoint
+
+        if not self.has_checkpoint():
+            raise RunError(f"{self.path} has no checkpoint yet ({self.checkpoint_dir} is missing)")
+        return load_checkpoint(self.checkpoint_dir, device)
 
     def load_checkpoint(self, device: Any = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
         """The latest checkpoint's weights and training state; CheckpointError if it has no

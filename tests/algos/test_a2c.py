@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from saliency_rl.algos.a2c import A2CAgent, ActorCritic, Rollout, a2c_config
-from saliency_rl.algos.a2c_trainer import RecentFrames
+from saliency_rl.algos.a2c_attention import RecentFrames
 from saliency_rl.envs.atari_vector import make_atari_vector
 from saliency_rl.errors import EnvSpecError
 from saliency_rl.models.attention import SelfSupervisedAttention

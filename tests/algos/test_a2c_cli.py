@@ -61,6 +61,12 @@ def test_every_attention_mode_trains_from_the_cli(
     assert bool(train_rows[-1]["attention_loss"]) == (mode == "joint")
     assert bool(train_rows[-1]["policy_mask_mean"]) == (mode != "none")
     assert [r["step"] for r in rows if r["eval_score_mean"]] == ["20"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()  # the same rows as TensorBoard scalars
+    assert [e.step for e in events.Scalars("policy_loss")] == [10, 20]
+    assert [e.step for e in events.Scalars("eval_score_mean")] == [20]
 
     result = json.loads((run / "eval.json").read_text())
     assert result["final"]["episodes"] == 1 and result["final"]["policy"] == "sampled"

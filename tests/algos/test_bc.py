@@ -14,13 +14,9 @@ from saliency_rl.algos.bc import (
     num_val_episodes,
     preset_config,
 )
-from saliency_rl.algos.bc_trainer import (
-    evaluate_bc,
-    load_policy,
-    resume_bc,
-    split_episodes,
-    train_bc,
-)
+from saliency_rl.algos.bc_data import split_episodes
+from saliency_rl.algos.bc_policy import evaluate_bc, load_policy
+from saliency_rl.algos.bc_trainer import resume_bc, train_bc
 from saliency_rl.checkpoint import load_checkpoint
 from saliency_rl.data.dataset import Dataset, FieldSpec
 from saliency_rl.runs import RunError

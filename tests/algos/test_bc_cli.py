@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from saliency_rl.algos.bc_trainer import load_policy, resolve_saliency
+from saliency_rl.algos.bc_data import resolve_saliency
+from saliency_rl.algos.bc_policy import load_policy
 from saliency_rl.cli import main
 from saliency_rl.data.dataset import Dataset, FieldSpec
 
@@ -55,11 +56,18 @@ def test_train_bc_end_to_end_on_metaworld(
     assert final["episodes"] == 2 and 0.0 <= final["success_rate"] <= 1.0
     assert final["seed"] == 100_000  # evaluation seeds are far from the demos' (0)
     assert result["distractors"]["color_easy"]["episodes"] == 2
-    assert [e["length"] for e in result["per_episode"]] == [10, 10]
+    assert final["lengths"] == [10, 10] and len(final["successes"]) == 2
+    assert result["history"][-1] == final and result["algo"] == "bc"
     rows = (out / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert {"step", "loss", "val_loss", "eval_success_rate"} <= set(header)
     assert rows[-1].split(",")[0] == "6" and rows[-1].split(",")[-1] != ""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()  # the same rows as TensorBoard scalars
+    assert {"loss", "grad_norm", "eval_success_rate"} <= set(events.Tags()["scalars"])
+    assert events.Scalars("loss")[-1].step == 6
     # The features were cached once, in the dataset, for this encoder and mode.
     dataset = Dataset.open(reach_demos)
     assert dataset.has_field(config["feature_field"])

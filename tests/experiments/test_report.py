@@ -4,6 +4,7 @@ formats, and the page as a person sees it in a real headless Chromium."""
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,23 @@ def test_table_is_mean_and_std_over_seeds_with_the_best_in_bold(tmp_path, capsys
     for task in ("dmc-cartpole-swingup", "metaworld-reach", "atari-MsPacman"):
         assert (out / "images" / f"curve_{task}.png").stat().st_size > 1000
     assert "<details" in (out / "index.html").read_text()  # configs, collapsible
+
+
+def test_an_a2c_run_of_the_first_eval_format_still_reports(tmp_path):
+    """tests/fixtures/a2c_v1: eval.json as A2C wrote it before the one format (``mean``,
+    ``std``; history without ``return_mean``), beside a run in today's format."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "a2c_v1" / "run"
+    shutil.copytree(fixture, tmp_path / "old")
+    entry = {"step": 20, "frames": 80, "return_mean": 3.0, "return_std": 1.0, "episodes": 2,
+             "returns": [2.0, 4.0], "lengths": [5, 5]}  # fmt: skip
+    make_run(tmp_path, "new", "atari:Pong", "a2c-none", 1, entry, [{**entry, "step": 10}, entry],
+             algo="a2c")  # fmt: skip
+    runs = {r.path.name: r for r in find_runs([tmp_path])}
+    assert runs["old"].results["final"] == {"return_mean": 0.0, "return_std": 0.0, "episodes": 1.0}
+    assert runs["old"].curve == [(10.0, 0.0), (20.0, 0.0)]
+    assert runs["new"].results["final"] == {"return_mean": 3.0, "return_std": 1.0, "episodes": 2.0}
+    assert runs["new"].curve == [(10.0, 3.0), (20.0, 3.0)]
+    assert tables(list(runs.values()))[0].text("atari:Pong", "a2c-none") == "1.5 ± 1.5"
 
 
 def test_report_of_nothing_is_one_line(tmp_path, capsys):

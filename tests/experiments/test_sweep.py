@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from saliency_rl.cli import main
+from saliency_rl.cli import build_parser, main
 from saliency_rl.experiments.sweep import (
     RunSpec,
     _commands,
@@ -37,10 +37,11 @@ def test_every_shipped_grid_expands_into_valid_commands(tmp_path):
     assert {"tiny", "visarl_table1", "visarl_table2", "visarl_table3", "visarl_table4"} <= names
     assert {"visarl_table5", "attention_single_task", "attention_universal"} <= names
     assert "attention_transfer" in names
+    parser = build_parser()
     for path in shipped_grids():
         header = path.read_text().splitlines()[0]
         assert header.startswith("# Runs on:"), path  # says CPU or GPU, and how long
-        grid = load_grid(path, tmp_path / path.stem)  # every command parsed by the CLI
+        grid = load_grid(path, tmp_path / path.stem, parser=parser)  # every command parsed
         assert grid.runs and grid.hardware
     assert len(TINY) == 8 and {r.method for r in TINY} == {"sac", "rad"}
     assert all("--no-progress" in r.argv and "--seed" in r.argv for r in TINY)

@@ -1,9 +1,13 @@
 """MultiMAE: shapes, masking shares, losses on masked patches only, deterministic encoding."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from saliency_rl.checkpoint import save_checkpoint
+from saliency_rl.errors import CheckpointError
 from saliency_rl.models.depth_normals import normals_from_depth, standardize_depth
 from saliency_rl.models.multimae import (
     ModelError,
@@ -191,8 +195,14 @@ def test_save_and_load_round_trip(tmp_path):
         assert torch.equal(saved[name], restored[name]), name
     x = inputs(2)
     assert torch.equal(loaded.features(x), model.features(x))
-    with pytest.raises(ModelError, match="not a MultiMAE checkpoint"):
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["model"] == "MultiMAE" and config["note"] == "test"
+    assert MultiMAEConfig.from_dict(config["kwargs"]) == model.config
+    with pytest.raises(CheckpointError, match="no config.json"):
         MultiMAE.from_pretrained(tmp_path)
+    save_checkpoint(tmp_path / "other", {"model": "Transporter", "kwargs": {}}, {})
+    with pytest.raises(CheckpointError, match="not a MultiMAE; make one with `saliency-rl pre"):
+        MultiMAE.from_pretrained(tmp_path / "other")
 
 
 def test_depth_standardisation_and_normals():

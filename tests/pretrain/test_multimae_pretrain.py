@@ -55,6 +55,7 @@ def test_cli_pretrains_end_to_end(labelled, tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     assert [r["step"] for r in rows] == ["1", "2", "3"]
     assert {"loss", "loss_rgb", "loss_saliency", "lr"} <= set(rows[0])
+    assert list((out / "tb").glob("events.out.tfevents.*")), "TensorBoard events"
     encoder = FrozenMultiMAEEncoder.load(out, mode="rgb+saliency-pretrain-only", device="cpu")
     assert encoder(labelled.episode(0)["rgb"][:2]).shape == (2, 32)
     # The same command again without --resume refuses to overwrite the run.

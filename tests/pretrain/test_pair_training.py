@@ -12,6 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from saliency_rl.cli import main
+from saliency_rl.pretrain import pair_training
+from saliency_rl.pretrain.attention_pretrain import AttentionPretrainConfig, pretrain_attention
 from saliency_rl.pretrain.pair_training import FramePairs, sample_pair_batch
 
 pytest.importorskip("ale_py")
@@ -50,6 +52,36 @@ def test_resume_continues_bit_for_bit(frames, tmp_path, command):
         return [line.split(",")[3] for line in lines[1:]]  # step, time, pairs/s, loss
 
     assert len(losses(split)) == 4 and losses(whole) == losses(split)
+
+
+def test_resume_between_rows_logs_the_rows_of_an_unbroken_run(frames, tmp_path, monkeypatch):
+    # A checkpoint at step 2, rows at steps 3 and 5: killed at step 3, the resumed run's row
+    # at 3 still averages steps 1-3, steps 1 and 2 coming from the checkpoint.
+    config = AttentionPretrainConfig(batch_size=2, log_every=3, checkpoint_every=2)
+    settings = dict(steps=5, config=config, device="cpu", progress=False)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    pretrain_attention(frames, whole, **settings)
+    calls = []
+
+    def killed_at_step_3(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return sample_pair_batch(*args)
+
+    monkeypatch.setattr(pair_training, "sample_pair_batch", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_attention(frames, split, **settings)
+    monkeypatch.undo()
+    assert json.loads((split / "config.json").read_text())["provenance"]["steps"] == 2
+    pretrain_attention(frames, split, resume=True, **settings)
+
+    def rows(directory):
+        lines = (directory / "metrics.csv").read_text().splitlines()
+        return [line.split(",")[:1] + line.split(",")[3:] for line in lines]  # not time, pairs/s
+
+    assert [r[0] for r in rows(split)] == ["step", "3", "5"] and rows(whole) == rows(split)
+    assert list((split / "tb").glob("events.out.tfevents.*")), "TensorBoard events"
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -590,3 +590,42 @@ class ACKTRAgent(A2CAgent):
             self.optimizer.load_state_dict(state["attention"])
         self.fisher_generator.set_state(state["fisher_generator"].cpu())
         self.updates = int(state["updates"])
+
+
+def build_agent(
+    config: A2CConfig, num_actions: int, pretrained_attention: Any, device: torch.device
+) -> A2CAgent:
+    """The A2C or ACKTR agent of a config (networks initialised from torch's global RNG);
+    ``pretrained_attention``: the fixed module of frozen / universal / transfer, or None."""
+    c = config
+    extra: dict[str, Any] = {}
+    if c.algo == "acktr":
+        extra = {
+            "kfac_momentum": c.kfac_momentum,
+            "kfac_stat_decay": c.kfac_stat_decay,
+            "kfac_damping": c.kfac_damping,
+            "kfac_kl_clip": c.kfac_kl_clip,
+            "kfac_eigen_every": c.kfac_eigen_every,
+            "kfac_stats_every": c.kfac_stats_every,
+            "vf_fisher_coef": c.vf_fisher_coef,
+            "attention_lr": c.attention_lr,
+            "seed": c.seed,
+        }
+    return (ACKTRAgent if c.algo == "acktr" else A2CAgent)(
+        num_actions,
+        attention=c.attention,
+        pretrained_attention=pretrained_attention,
+        device=device,
+        hidden_size=c.hidden_size,
+        learning_rate=c.learning_rate,
+        rmsprop_alpha=c.rmsprop_alpha,
+        rmsprop_eps=c.rmsprop_eps,
+        gamma=c.gamma,
+        entropy_coef=c.entropy_coef,
+        value_coef=c.value_coef,
+        max_grad_norm=c.max_grad_norm,
+        attention_coef=c.attention_coef,
+        attention_threshold=c.attention_threshold,
+        attention_sparsity=c.attention_sparsity,
+        **extra,
+    )

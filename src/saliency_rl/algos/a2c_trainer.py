@@ -3,13 +3,15 @@
 :func:`train_a2c` starts a run, :func:`resume_a2c` continues one; :func:`train_acktr` and
 :func:`resume_acktr` do the same for ACKTR (``A2CConfig.algo == "acktr"``: the same loop,
 the same losses, K-FAC instead of RMSprop, see algos.a2c.ACKTRAgent and algos.kfac).
-:func:`load_policy` loads a run's latest weights for playing. The run directory::
+``a2c_policy.load_policy`` loads a run's latest weights for playing and
+``a2c_policy.evaluate_a2c`` plays its evaluation games. The run directory::
 
     runs/<env>__<algo>-<attention>__<seed>__<time>/
       config.json                 env, A2CConfig, attention mode and what its module was
                                   pretrained on, device, versions
       metrics.csv                 every log_every steps: fps, losses, training scores; and a
                                   row per evaluation (eval_* columns)
+      tb/                         the same as TensorBoard events
       checkpoints/latest/         config.json + model.safetensors + training_state/ (optimizer
                                   (ACKTR: K-FAC factors, eigen-decompositions, momentum,
                                   RNG states, counters, the current observations, the frames
@@ -23,7 +25,8 @@ summed over the environments, ``fps`` counts emulator frames per second.
 Scores are those of whole games, unclipped: during training summed between ``game_over``
 flags of the training environments (all lives, rewards before clipping); in evaluation on
 separate environments with preset ``atari-eval`` (our adapter whatever the training
-backend; the policy samples its actions unless ``eval_deterministic``).
+backend; the policy samples its actions unless ``eval_deterministic``), game i seeded
+``rollout.EVAL_SEED + i``.
 
 Exact resume: with ``vector="our"`` on the CPU, N updates in one go and N/2 + resume + N/2
 give bitwise the same weights: the action sampling (a torch.Generator), the pair sampling (a
@@ -35,253 +38,49 @@ restart (seeded by the update count): it continues, but not bit for bit.
 from __future__ import annotations
 
 import math
-import sys
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from saliency_rl.algos.a2c import (
-    PRETRAINED_MODES,
-    A2CAgent,
-    A2CConfig,
-    ACKTRAgent,
-    Rollout,
-)
-from saliency_rl.checkpoint import (
-    is_checkpoint,
-    load_checkpoint,
-    load_training_state,
-    save_checkpoint,
-)
+from saliency_rl.algos.a2c import PRETRAINED_MODES, A2CConfig, Rollout, build_agent
+from saliency_rl.algos.a2c_attention import RecentFrames, pretrained_attention
+from saliency_rl.algos.a2c_policy import A2CPolicy, evaluate_a2c, load_policy
 from saliency_rl.devices import resolve_device
 from saliency_rl.envs.atari_vector import FRAME_SKIP, atari_game, make_atari_vector
-from saliency_rl.errors import CheckpointError
-from saliency_rl.models.attention import SelfSupervisedAttention, load_attention
+from saliency_rl.models.attention import SelfSupervisedAttention
+from saliency_rl.run_log import Averages, Cadence, RunLog
 from saliency_rl.runs import (
-    CHECKPOINTS_DIR,
-    CONFIG_FILE,
-    EVAL_FILE,
     METRICS_FILE,
-    MetricsLog,
+    Run,
     RunError,
-    crossed,
-    new_run,
+    evaluation_entry,
     now,
-    package_versions,
-    read_run,
-    restart_without_checkpoint,
-    resumed_config,
+    run_header,
     run_name,
-    write_json,
 )
 
-LATEST = "latest"
 RECENT_GAMES = 10  # training score: mean of the last 10 finished games, as baselines' logs
-EVAL_SEED = 10_000  # evaluation games are seeded EVAL_SEED + seed*1000 + i, every time alike
 # Settings a resume may change without breaking exactness (they only decide when to stop,
 # log, evaluate and save).
 RESUMABLE_CHANGES = (
-    "total_steps",
-    "eval_every",
-    "eval_episodes",
-    "eval_max_steps",
-    "checkpoint_every",
-    "log_every",
-)
+    "total_steps", "eval_every", "eval_episodes", "eval_max_steps", "checkpoint_every", "log_every",
+)  # fmt: skip
 METRIC_COLUMNS = (
-    "step",
-    "frames",
-    "updates",
-    "time",
-    "fps",
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "grad_norm",
-    "policy_mask_mean",
-    "attention_loss",
-    "reconstruction_loss",
-    "autoencoder_loss",
-    "mask_mean",
-    "games",
-    "score_mean",
-    "score_max",
-    "eval_score_mean",
-    "eval_score_std",
-    "eval_score_min",
-    "eval_score_max",
-    "eval_return_mean",
-    "eval_return_std",
-)
+    "step", "frames", "updates", "time", "fps",
+    "policy_loss", "value_loss", "entropy", "grad_norm", "policy_mask_mean",
+    "attention_loss", "reconstruction_loss", "autoencoder_loss", "mask_mean",
+    "games", "score_mean", "score_max",
+    "eval_score_mean", "eval_score_std", "eval_score_min", "eval_score_max",
+    "eval_return_mean", "eval_return_std",
+)  # fmt: skip
 # Runs made before eval_return_* (the shared column names) keep their header on resume.
 LEGACY_COLUMNS = METRIC_COLUMNS[:-2]
 ACKTR_COLUMNS = (*METRIC_COLUMNS, "kl_scale", "kfac_skipped")
 
 
-# ---------------------------------------------------------------------- attention pairs
-class RecentFrames:
-    """The newest frame of every environment over the last ``size`` steps, for frame pairs.
-
-    A pair is two distinct frames of one game of one environment, 1 to size - 1 steps apart
-    (source and target in either order, as the official code's buffer of 60).
-    """
-
-    def __init__(self, size: int, num_envs: int, device: torch.device) -> None:
-        self.size = size
-        self.frames = torch.zeros(size, num_envs, 84, 84, dtype=torch.uint8, device=device)
-        self.pos = 0  # the slot written next
-        self.run = np.zeros(num_envs, np.int64)  # frames of the current game, newest back
-
-    def add(self, newest: torch.Tensor, new_game: np.ndarray) -> None:
-        """newest: uint8 (N, 84, 84); new_game: bool (N,), True where it starts a game."""
-        self.frames[self.pos] = newest
-        self.pos = (self.pos + 1) % self.size
-        self.run = np.where(new_game, 1, np.minimum(self.run + 1, self.size))
-
-    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(source, target) uint8 (M, 1, 84, 84), one pair per env with 2+ frames, or None."""
-        envs = np.flatnonzero(self.run >= 2)
-        if len(envs) == 0:
-            return None
-        run = self.run[envs]
-        first = np.floor(rng.random(len(envs)) * run).astype(np.int64)  # ages, 0 = newest
-        second = np.floor(rng.random(len(envs)) * (run - 1)).astype(np.int64)
-        second += second >= first  # distinct
-        slots = [(self.pos - 1 - age) % self.size for age in (first, second)]
-        index = torch.as_tensor(envs, device=self.frames.device)
-        source, target = (
-            self.frames[torch.as_tensor(s, device=self.frames.device), index][:, None]
-            for s in slots
-        )
-        return source, target
-
-    def state(self) -> dict[str, Any]:
-        return {"frames": self.frames.cpu(), "pos": self.pos, "run": self.run.tolist()}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.frames.copy_(state["frames"])
-        self.pos, self.run = int(state["pos"]), np.asarray(state["run"], np.int64)
-
-
-# ---------------------------------------------------------------------- evaluation
-def evaluate_a2c(
-    agent: A2CAgent,
-    env_spec: str,
-    *,
-    episodes: int,
-    seed: int = EVAL_SEED,
-    deterministic: bool = False,
-    max_steps: int = 27_000,
-) -> dict[str, Any]:
-    """Play ``episodes`` full games (preset ``atari-eval``) in lockstep; unclipped scores.
-
-    Game i is seeded ``seed + i``. A game still running after ``max_steps`` agent steps is
-    cut and counted in ``cut``. Returns scores, lengths and their summary statistics.
-    """
-    from saliency_rl.envs import make_env
-
-    envs = [make_env(env_spec, preset="atari-eval", seed=seed + i) for i in range(episodes)]
-    generator = torch.Generator(agent.device).manual_seed(seed)
-    try:
-        obs = [env.reset(seed=seed + i)[0]["rgb"] for i, env in enumerate(envs)]
-        scores, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
-        active, cut = np.ones(episodes, bool), np.zeros(episodes, bool)
-        agent.net.eval()
-        while active.any():
-            playing = np.flatnonzero(active)
-            batch = torch.from_numpy(np.stack([obs[i] for i in playing])).to(agent.device)
-            actions = agent.act(batch, deterministic=deterministic, generator=generator)
-            for i, action in zip(playing, actions.cpu().numpy(), strict=True):
-                frame, _, terminated, truncated, info = envs[i].step(int(action))
-                obs[i] = frame["rgb"]
-                scores[i] += info["raw_reward"]
-                lengths[i] += 1
-                if terminated or truncated or lengths[i] >= max_steps:
-                    active[i] = False
-                    cut[i] = not (terminated or truncated)
-    finally:
-        agent.net.train()
-        for env in envs:
-            env.close()
-    return {
-        "episodes": episodes,
-        "scores": scores.tolist(),
-        "lengths": lengths.tolist(),
-        "cut": int(cut.sum()),
-        "mean": float(scores.mean()) if episodes else None,
-        "std": float(scores.std()) if episodes else None,
-        "min": float(scores.min()) if episodes else None,
-        "max": float(scores.max()) if episodes else None,
-        "policy": "deterministic" if deterministic else "sampled",
-        "env_preset": "atari-eval",
-        "seed": seed,
-        "max_steps": max_steps,
-    }
-
-
-# ---------------------------------------------------------------------- attention checkpoint
-def pretrained_attention(
-    mode: str, checkpoint: str | Path | None, game: str, device: torch.device
-) -> tuple[Any, dict[str, Any]]:
-    """Load the fixed module of frozen / universal / transfer; (module or None, run config entry).
-
-    The mode names what the module was pretrained on, and must match the checkpoint's
-    provenance: ``frozen`` this game, ``universal`` several games including this one,
-    ``transfer`` only other games.
-    """
-    entry: dict[str, Any] = {"mode": mode, "checkpoint": None}
-    if mode not in PRETRAINED_MODES:
-        if checkpoint is not None:
-            raise RunError(
-                f"--attention-checkpoint is only used by the attention modes "
-                f"{', '.join(PRETRAINED_MODES)}, not {mode!r}"
-            )
-        return None, entry
-    if checkpoint is None:
-        raise RunError(
-            f"attention mode {mode!r} needs a pretrained module: pass --attention-checkpoint "
-            "CKPT, made by `saliency-rl pretrain-attention DATASET --out CKPT`"
-        )
-    module, config = load_attention(checkpoint, device)
-    provenance = config.get("provenance", {})
-    games = provenance.get("games")
-    if not games:
-        raise CheckpointError(
-            f"{checkpoint} does not say which games it was pretrained on (no provenance.games); "
-            "make it with `saliency-rl pretrain-attention`"
-        )
-    seen = ", ".join(games)
-    if mode == "frozen" and game not in games:
-        raise RunError(
-            f"attention mode 'frozen' uses a module pretrained on this game ({game}), but "
-            f"{checkpoint} was pretrained on {seen}: use --attention transfer"
-        )
-    if mode == "universal" and (game not in games or len(games) < 2):
-        raise RunError(
-            f"attention mode 'universal' uses a module pretrained on several games including "
-            f"{game}; {checkpoint} was pretrained on {seen}: use "
-            f"{'frozen' if game in games else 'transfer'}"
-        )
-    if mode == "transfer" and game in games:
-        raise RunError(
-            f"attention mode 'transfer' uses a module pretrained on other games, but "
-            f"{checkpoint} was pretrained on {seen}, {game} included: use "
-            f"{'frozen' if len(games) == 1 else 'universal'}"
-        )
-    entry.update(
-        checkpoint=str(Path(checkpoint).resolve()),
-        pretrained_on=list(games),
-        pretraining=provenance,
-    )
-    return module, entry
-
-
-# ---------------------------------------------------------------------- public API
 def train_a2c(
     env_spec: str,
     config: A2CConfig | None = None,
@@ -320,25 +119,21 @@ def train_a2c(
     )
     if out is None:
         out = Path(runs_root) / (name or run_name(spec, f"{algo}-{config.attention}", config.seed))
-    header = {
-        "algo": algo,
-        "env": spec,
-        # evaluation games are make_env(env, **env_options, seed=...)
-        "env_options": {"preset": "atari-eval"},
-        "seed": config.seed,
-        "method": f"{algo}-{config.attention}",
-        "preset": preset,
-        "config": config.to_json(),
-        "attention": attention,
-        "frames_per_step": FRAME_SKIP,
-        "device": str(torch_device),
-        "created": now(),
-        "command": " ".join(sys.argv),
-        "versions": package_versions("ale-py", "gymnasium", "numpy"),
-    }
-    with new_run(out) as run_dir:  # removed again if the trainer cannot be built
-        write_json(run_dir / CONFIG_FILE, header)
-        trainer = _Trainer(run_dir, spec, config, torch_device, module, progress)
+    header = run_header(
+        algo,
+        spec,
+        {"preset": "atari-eval"},  # evaluation games are make_env(env, **env_options, seed=...)
+        config.seed,
+        f"{algo}-{config.attention}",
+        preset,
+        config.to_json(),
+        torch_device,
+        versions=("ale-py", "gymnasium", "numpy"),
+        attention=attention,
+        frames_per_step=FRAME_SKIP,
+    )
+    with Run.create(out, header) as run:  # removed again if the trainer cannot be built
+        trainer = _Trainer(run, spec, config, torch_device, module, progress)
     return trainer.run()
 
 
@@ -379,90 +174,32 @@ def resume_a2c(
     ignored, as is ``env_spec`` when None. ``algo`` (a2c, acktr): the run must be of it;
     None takes either. See the module docstring on exactness.
     """
-    run_dir = Path(run_dir)
-    saved = read_run(run_dir, (algo,) if algo else ("a2c", "acktr"), resuming=True)
-    if env_spec is not None and atari_game(env_spec) != atari_game(saved["env"]):
-        raise RunError(f"{run_dir} trains on {saved['env']}, not {env_spec}")
-    checkpoint = run_dir / CHECKPOINTS_DIR / LATEST
-    old = A2CConfig.from_json(saved["config"])
-    config = resumed_config(run_dir, saved, old, changes, RESUMABLE_CHANGES)
-    torch_device = resolve_device(device)
-    resuming = is_checkpoint(checkpoint)
+
+    def same_game(saved: dict[str, Any]) -> None:
+        if env_spec is not None and atari_game(env_spec) != atari_game(saved["env"]):
+            raise RunError(f"{run_dir} trains on {saved['env']}, not {env_spec}")
+
+    algos = (algo,) if algo else ("a2c", "acktr")
+    run, config = Run.resume(run_dir, algos, A2CConfig, changes, RESUMABLE_CHANGES, same_game)
+    saved, torch_device = run.saved, resolve_device(device)
+    resuming = run.has_checkpoint()
     module = None
     if not resuming:  # killed before its first checkpoint: from step 0, the recorded module
         recorded = (saved.get("attention") or {}).get("checkpoint")
         module, _ = pretrained_attention(
             config.attention, recorded, atari_game(saved["env"]), torch_device
         )
-        restart_without_checkpoint(run_dir)
     elif config.attention in PRETRAINED_MODES:  # the fixed module's weights are in the run's
-        _, weights = load_checkpoint(checkpoint, torch_device)
+        _, weights = run.load_model(torch_device)
         module = SelfSupervisedAttention(1).to(torch_device)
         prefix = "attention."
         module.load_state_dict(
             {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
         )
-    trainer = _Trainer(run_dir, saved["env"], config, torch_device, module, progress)
+    trainer = _Trainer(run, saved["env"], config, torch_device, module, progress)
     if resuming:
-        trainer.restore(checkpoint)
+        trainer.restore()
     return trainer.run()
-
-
-class A2CPolicy:
-    """A trained A2C/ACKTR actor-critic playing one game (the shared Policy interface).
-
-    Observations are those of ``make_env(run's env, **env_options)``: ``obs["rgb"]`` uint8
-    (4, 84, 84), four stacked grey frames (the frame stack lives in the env, so
-    :meth:`reset` has nothing to clear).
-    """
-
-    def __init__(self, net: torch.nn.Module, device: torch.device, seed: int = 0) -> None:
-        self.net, self.device = net.eval(), device
-        self.generator = torch.Generator(device).manual_seed(seed)
-
-    def reset(self) -> None:
-        """A new episode: nothing to clear (no recurrent state)."""
-
-    def _frames(self, obs: dict) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(obs["rgb"]))[None].to(self.device)
-
-    @torch.no_grad()
-    def act(self, obs: dict, deterministic: bool = True) -> np.ndarray:
-        """One observation dict -> the action (a 0-d int64 array)."""
-        logits, _, _ = self.net(self._frames(obs))
-        if deterministic:
-            action = logits.argmax(-1)
-        else:
-            action = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator)
-        return np.asarray(int(action.reshape(-1)[0]), dtype=np.int64)
-
-    @torch.no_grad()
-    def saliency(self, obs: dict) -> np.ndarray | None:
-        """The attention mask of the newest frame, upsampled to the frame's (H, W), in [0, 1];
-        None for attention mode ``none``."""
-        frames = self._frames(obs)
-        mask = self.net.mask(frames)
-        if mask is None:
-            return None
-        size = tuple(frames.shape[-2:])
-        up = torch.nn.functional.interpolate(mask, size=size, mode="bilinear", align_corners=False)
-        return up[0, 0].clamp(0, 1).cpu().numpy()
-
-
-def load_policy(run_dir: str | Path, device: str | torch.device = "cpu") -> A2CPolicy:
-    """The latest weights of an A2C or ACKTR run as an :class:`A2CPolicy`."""
-    from saliency_rl.algos.a2c import ActorCritic
-
-    checkpoint = Path(run_dir) / CHECKPOINTS_DIR / LATEST
-    if not is_checkpoint(checkpoint):
-        raise RunError(f"{run_dir} has no checkpoint to load a policy from ({checkpoint})")
-    torch_device = resolve_device(device)
-    config, weights = load_checkpoint(checkpoint, torch_device)
-    kwargs = config["kwargs"]
-    net = ActorCritic(kwargs["num_actions"], attention=kwargs["attention"])
-    net.load_state_dict(weights)
-    seed = int(config.get("a2c", {}).get("seed", 0))
-    return A2CPolicy(net.to(torch_device), torch_device, seed)
 
 
 # ---------------------------------------------------------------------- the loop
@@ -471,51 +208,22 @@ class _Trainer:
 
     def __init__(
         self,
-        run_dir: Path,
+        run: Run,
         spec: str,
         config: A2CConfig,
         device: torch.device,
         attention_module: Any,
         progress: bool,
     ) -> None:
-        self.run_dir, self.spec, self.config, self.device = run_dir, spec, config, device
+        self.lifecycle, self.run_dir = run, run.path
+        self.spec, self.config, self.device = spec, config, device
         self.progress = progress
         c = config
         torch.manual_seed(c.seed)  # network initialisation
         self.env = make_atari_vector(
             spec, c.num_envs, backend=c.vector, training=True, groups=c.vector_groups
         )
-        extra: dict[str, Any] = {}
-        if c.algo == "acktr":
-            extra = {
-                "kfac_momentum": c.kfac_momentum,
-                "kfac_stat_decay": c.kfac_stat_decay,
-                "kfac_damping": c.kfac_damping,
-                "kfac_kl_clip": c.kfac_kl_clip,
-                "kfac_eigen_every": c.kfac_eigen_every,
-                "kfac_stats_every": c.kfac_stats_every,
-                "vf_fisher_coef": c.vf_fisher_coef,
-                "attention_lr": c.attention_lr,
-                "seed": c.seed,
-            }
-        self.agent = (ACKTRAgent if c.algo == "acktr" else A2CAgent)(
-            self.env.num_actions,
-            attention=c.attention,
-            pretrained_attention=attention_module,
-            device=device,
-            hidden_size=c.hidden_size,
-            learning_rate=c.learning_rate,
-            rmsprop_alpha=c.rmsprop_alpha,
-            rmsprop_eps=c.rmsprop_eps,
-            gamma=c.gamma,
-            entropy_coef=c.entropy_coef,
-            value_coef=c.value_coef,
-            max_grad_norm=c.max_grad_norm,
-            attention_coef=c.attention_coef,
-            attention_threshold=c.attention_threshold,
-            attention_sparsity=c.attention_sparsity,
-            **extra,
-        )
+        self.agent = build_agent(c, self.env.num_actions, attention_module, device)
         self.generator = torch.Generator(device).manual_seed(c.seed)  # actions
         self.rng = np.random.default_rng(c.seed)  # attention pairs
         self.frames = (
@@ -523,14 +231,15 @@ class _Trainer:
             if self.agent.trains_attention
             else None
         )
-        self.columns = _columns(run_dir / METRICS_FILE, c.algo)
-        self.metrics = MetricsLog(run_dir / METRICS_FILE, self.columns)
+        self.columns = _columns(run.path / METRICS_FILE, c.algo)
+        self.log = RunLog(run.path, self.columns)
         self.updates = 0
         self.returns = np.zeros(c.num_envs)  # raw score of each env's current game
         self.recent_scores: deque[float] = deque(maxlen=RECENT_GAMES)
         self.games = 0
         self.evaluations: list[dict[str, Any]] = []
-        self.pending: dict[str, list[float]] = {}  # update metrics since the last log row
+        self.averages = Averages()  # update metrics since the last log row
+        self.kfac_skipped: float | None = None  # ACKTR's running count: its latest value
         self.obs = self._start(c.seed)
 
     @property
@@ -546,7 +255,6 @@ class _Trainer:
 
     # -------------------------------------------------------------- checkpoints
     def checkpoint(self) -> None:
-        env_state = self.env.get_state()
         state = {
             "updates": self.updates,
             "step": self.step,
@@ -554,13 +262,16 @@ class _Trainer:
             "generator": self.generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
             "obs": self.obs.cpu(),
-            "env": _storable(env_state),
+            "env": self.env.get_state(),  # NumPy arrays: stored as tensors
             "frames": self.frames.state() if self.frames is not None else None,
             "returns": self.returns.tolist(),
             "recent_scores": list(self.recent_scores),
             "games": self.games,
             "evaluations": self.evaluations,
-            "pending": self.pending,
+            "pending": {
+                **self.averages.state(),
+                **({"kfac_skipped": [self.kfac_skipped]} if self.kfac_skipped is not None else {}),
+            },
         }
         config = {
             "model": "A2CActorCritic",
@@ -570,15 +281,10 @@ class _Trainer:
             "step": self.step,
             "a2c": self.config.to_json(),
         }
-        save_checkpoint(
-            self.run_dir / CHECKPOINTS_DIR / LATEST, config, self.agent.net.state_dict(), state
-        )
+        self.lifecycle.save_checkpoint(config, self.agent.net.state_dict(), state)
 
-    def restore(self, checkpoint: Path) -> None:
-        _, weights = load_checkpoint(checkpoint, self.device)
-        state = load_training_state(checkpoint, self.device)
-        if state is None:
-            raise CheckpointError(f"{checkpoint} has no training state to resume from")
+    def restore(self) -> None:
+        weights, state = self.lifecycle.load_checkpoint(self.device)
         self.agent.net.load_state_dict(weights)
         self.agent.load_optimizer_state(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
@@ -596,9 +302,12 @@ class _Trainer:
                 self.frames.run[:] = 1  # the restarted games share no frames with the old ones
         self.recent_scores.extend(float(s) for s in state["recent_scores"])
         self.games = int(state["games"])
-        self.evaluations = list(state["evaluations"])
-        self.pending = {k: [float(x) for x in v] for k, v in state["pending"].items()}
-        self.metrics.truncate(self.step)  # rows logged after the checkpoint come again
+        self.evaluations = [_upgraded(e) for e in state["evaluations"]]
+        pending = dict(state["pending"])
+        skipped = pending.pop("kfac_skipped", None)
+        self.kfac_skipped = float(skipped[-1]) if skipped else None
+        self.averages.load(pending)
+        self.log.rewind(self.step)  # rows logged after the checkpoint come again
 
     # -------------------------------------------------------------- rollouts and updates
     def rollout(self) -> Rollout:
@@ -631,9 +340,7 @@ class _Trainer:
                 logits[t].append(step_logits)
                 values[t].append(step_values)
                 if mask is not None:
-                    self.pending.setdefault("policy_mask_mean", []).append(
-                        float(mask.detach().mean())
-                    )
+                    self.averages.add({"policy_mask_mean": float(mask.detach().mean())})
                 self.env.send(index, action.cpu().numpy())
             if t > 0 and self.frames is not None:  # every group has done step t - 1
                 self.frames.add(self.obs[:, -1], game_over)
@@ -659,48 +366,47 @@ class _Trainer:
     def run(self) -> Path:
         c = self.config
         total_updates = math.ceil(c.total_steps / c.steps_per_update)
-        bar = tqdm(
-            total=total_updates * c.steps_per_update,
-            initial=self.step,
-            unit="step",
-            unit_scale=True,
-            disable=not self.progress,
-            desc=f"{c.algo} {self.spec} {c.attention}",
-            dynamic_ncols=True,
-            mininterval=1.0,
-        )
-        last_time, last_step = time.perf_counter(), self.step
+        cadence = Cadence(
+            total_updates * c.steps_per_update, self.step, log_every=c.log_every,
+            eval_every=c.eval_every, checkpoint_every=c.checkpoint_every,
+            desc=f"{c.algo} {self.spec} {c.attention}", progress=self.progress, unit_scale=True,
+        )  # fmt: skip
         try:
-            with bar:
+            with cadence, self.log:
                 while self.updates < total_updates:
                     rollout = self.rollout()
                     pairs = self.frames.sample(self.rng) if self.frames is not None else None
-                    for key, value in self.agent.update(rollout, pairs).items():
-                        self.pending.setdefault(key, []).append(value)
+                    metrics = self.agent.update(rollout, pairs)
+                    if "kfac_skipped" in metrics:
+                        self.kfac_skipped = float(metrics.pop("kfac_skipped"))
+                    self.averages.add(metrics)
                     before = self.step
                     self.updates += 1
-                    bar.update(c.steps_per_update)
-                    finished = self.updates == total_updates
-                    if crossed(before, self.step, c.log_every) or finished:
-                        elapsed = time.perf_counter() - last_time
-                        fps = FRAME_SKIP * (self.step - last_step) / max(elapsed, 1e-9)
-                        last_time, last_step = time.perf_counter(), self.step
-                        self.log(fps)
-                        bar.set_postfix(fps=f"{fps:.0f}", score=self._score_text(), refresh=False)
-                    if (c.eval_every and crossed(before, self.step, c.eval_every)) or finished:
+                    due = cadence.advance(before, self.step)
+                    if due.log:
+                        fps = FRAME_SKIP * cadence.speed(self.step)
+                        self._log_row(fps)
+                        cadence.show(fps=f"{fps:.0f}", score=self._score_text())
+                    if due.evaluate:
                         self.evaluate()
-                    if crossed(before, self.step, c.checkpoint_every) or finished:
+                    if due.checkpoint:
                         self.checkpoint()
         finally:
             self.env.close()
-        self.write_eval()
+        self.lifecycle.write_eval(
+            self.step,
+            self.evaluations,
+            frames=FRAME_SKIP * self.step,
+            attention=self.config.attention,
+            training_scores={"games": self.games, "recent": list(self.recent_scores)},
+        )
         return self.run_dir
 
     def _score_text(self) -> str:
         return f"{np.mean(self.recent_scores):.1f}" if self.recent_scores else "-"
 
     # -------------------------------------------------------------- logs and evaluations
-    def log(self, fps: float) -> None:
+    def _log_row(self, fps: float) -> None:
         row: dict[str, Any] = {
             "step": self.step,
             "frames": FRAME_SKIP * self.step,
@@ -709,67 +415,55 @@ class _Trainer:
             "fps": fps,
             "games": self.games,
         }
-        for key, values in self.pending.items():
-            if key == "kfac_skipped":  # a running count: its latest value
-                row[key] = float(values[-1])
-            elif key in self.columns:
-                finite = [v for v in values if math.isfinite(v)]
-                row[key] = float(np.mean(finite)) if finite else None
+        means = self.averages.means(finite_only=True)
+        row.update({k: v for k, v in means.items() if k in self.columns})
+        if self.kfac_skipped is not None and "kfac_skipped" in self.columns:
+            row["kfac_skipped"] = self.kfac_skipped
         if self.recent_scores:
             row["score_mean"] = float(np.mean(self.recent_scores))
             row["score_max"] = float(np.max(self.recent_scores))
-        self.metrics.log(row)
-        self.pending = {}
+        self.log.log(row)
 
     def evaluate(self) -> None:
         c = self.config
         if c.eval_episodes == 0:
             return
-        result = evaluate_a2c(
+        summary = evaluate_a2c(
             self.agent,
             self.spec,
             episodes=c.eval_episodes,
-            seed=EVAL_SEED + 1000 * c.seed,
             deterministic=c.eval_deterministic,
             max_steps=c.eval_max_steps,
         )
-        result = {"step": self.step, "frames": FRAME_SKIP * self.step, **result}
-        self.evaluations = [e for e in self.evaluations if e["step"] != self.step] + [result]
-        self.metrics.log(
-            {
-                "step": self.step,
-                "frames": FRAME_SKIP * self.step,
-                "updates": self.updates,
-                "time": now(),
-                **{f"eval_score_{k}": result[k] for k in ("mean", "std", "min", "max")},
-                **(
-                    {"eval_return_mean": result["mean"], "eval_return_std": result["std"]}
-                    if "eval_return_mean" in self.columns
-                    else {}
-                ),
-            }
+        keep = ("cut", "min", "max", "policy", "env_preset", "seed", "max_steps")
+        entry = evaluation_entry(
+            self.step, summary, frames=FRAME_SKIP * self.step, **{k: summary[k] for k in keep}
         )
+        self.evaluations = [e for e in self.evaluations if e["step"] != self.step] + [entry]
+        scores = {"mean": "return_mean", "std": "return_std", "min": "min", "max": "max"}
+        row = {
+            "step": self.step,
+            "frames": FRAME_SKIP * self.step,
+            "updates": self.updates,
+            "time": now(),
+            **{f"eval_score_{k}": entry[key] for k, key in scores.items()},
+        }
+        if "eval_return_mean" in self.columns:
+            row.update(eval_return_mean=entry["return_mean"], eval_return_std=entry["return_std"])
+        self.log.log(row)
 
-    def write_eval(self) -> None:
-        final = self.evaluations[-1] if self.evaluations else None
-        if final is not None:  # the shared names of every trainer's eval.json
-            final = {**final, "return_mean": final["mean"], "return_std": final["std"]}
-        write_json(
-            self.run_dir / EVAL_FILE,
-            {
-                "env": self.spec,
-                "algo": self.config.algo,
-                "attention": self.config.attention,
-                "step": self.step,
-                "frames": FRAME_SKIP * self.step,
-                "final": final,
-                "history": [
-                    {k: e[k] for k in ("step", "frames", "mean", "std", "min", "max", "cut")}
-                    for e in self.evaluations
-                ],
-                "training_scores": {"games": self.games, "recent": list(self.recent_scores)},
-            },
-        )
+
+def _upgraded(entry: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation of a checkpoint written before the one eval.json format (``mean``,
+    ``std``, ``scores``) in today's names."""
+    if "return_mean" in entry or "mean" not in entry:
+        return entry
+    old = dict(entry)
+    new = {"step": old.pop("step"), "frames": old.pop("frames", None)}
+    new.update(return_mean=old.pop("mean"), return_std=old.pop("std"))
+    new.update(episodes=old.pop("episodes", None), returns=old.pop("scores", []))
+    new.update(lengths=old.pop("lengths", []), **old)
+    return new
 
 
 def _columns(path: Path, algo: str) -> tuple[str, ...]:
@@ -783,14 +477,12 @@ def _columns(path: Path, algo: str) -> tuple[str, ...]:
     return METRIC_COLUMNS
 
 
-def _storable(value: Any) -> Any:
-    """NumPy arrays and scalars -> tensors and Python numbers, for the training state."""
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: _storable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_storable(v) for v in value]
-    return value
+__all__ = [
+    "A2CPolicy",
+    "evaluate_a2c",
+    "load_policy",
+    "resume_a2c",
+    "resume_acktr",
+    "train_a2c",
+    "train_acktr",
+]

@@ -64,7 +64,7 @@ class BCConfig:
     use_proprio: bool = True
     """Concatenate the observation's proprio vector to the visual features."""
     learning_rate: float = 3e-4
-    """Adam learning rate."""
+    """AdamW learning rate."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     batch_size: int = 64

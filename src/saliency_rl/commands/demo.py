@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
+
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from saliency_rl.experiments.demo import run_demo
@@ -26,8 +28,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    from saliency_rl.cli import non_negative_int, positive_int
-
     demo = commands.add_parser(
         "demo",
         help="run the whole ViSaRL pipeline end to end on a small default task",
@@ -38,7 +38,6 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "under 15 minutes on 2 CPU cores. Run the same command again to continue an "
         "interrupted demo: finished stages are skipped.",
     )
-    demo.add_argument("--out", help="output directory (default: runs/demo; run again to continue)")
     demo.add_argument(
         "--preset",
         choices=("cpu", "paper", "tiny"),
@@ -77,8 +76,5 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         help="stop after this stage (sweeps use --until pretrain to prepare a task's "
         "predictor and MultiMAE: OUT/predictor, OUT/multimae)",
     )
-    demo.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
-    )
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_options(demo, out="output directory (default: runs/demo; run again to continue)")
     demo.set_defaults(handler=cmd_demo)

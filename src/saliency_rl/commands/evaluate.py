@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
+
 # Listed here, not imported, so that `saliency-rl --help` does not load MuJoCo.
 DISTRACTORS = ("clean", "color_easy", "color_hard", "video_easy", "video_hard")
 
@@ -37,7 +39,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    from saliency_rl.cli import non_negative_int, positive_int
     from saliency_rl.evaluation import EVAL_SEED
 
     evaluate = commands.add_parser(
@@ -91,11 +92,5 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         help="cut episodes after N steps (default: the run's own length; recorded in the "
         "JSON); handy for long Atari games",
     )
-    evaluate.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="cpu", help="policy device (cpu)"
-    )
-    evaluate.add_argument(
-        "--threads", type=positive_int, help="torch CPU threads (default: torch's choice)"
-    )
-    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(evaluate, device="cpu", threads=True)
     evaluate.set_defaults(handler=cmd_evaluate)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
+
 
 def cmd_keypoints(args: argparse.Namespace) -> None:
     from saliency_rl.devices import resolve_device
@@ -56,8 +58,6 @@ def cmd_keypoints(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    from saliency_rl.cli import non_negative_int, positive_int
-
     parser = commands.add_parser(
         "keypoints",
         help="keypoints from an attention mask or a Transporter; precision/recall on the RAM",
@@ -93,8 +93,10 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "--overlays", type=non_negative_int, default=16, help="overlay pictures to write (16)"
     )
     parser.add_argument("--seed", type=non_negative_int, default=1, help="random policy seed (1)")
-    parser.add_argument("--out", help="output directory (default: runs/keypoints__<model>__k<K>)")
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="cpu", help="cpu (default) or cuda"
+    add_run_options(
+        parser,
+        out="output directory (default: runs/keypoints__<model>__k<K>)",
+        device="cpu",
+        progress=False,
     )
     parser.set_defaults(handler=cmd_keypoints)

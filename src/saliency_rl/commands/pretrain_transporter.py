@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
+
 
 def cmd_pretrain_transporter(args: argparse.Namespace) -> None:
     from saliency_rl.pretrain.transporter_pretrain import (
@@ -37,8 +39,6 @@ def cmd_pretrain_transporter(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    from saliency_rl.cli import non_negative_int, positive_int
-
     parser = commands.add_parser(
         "pretrain-transporter",
         help="train the Transporter keypoint baseline on Atari datasets",
@@ -47,9 +47,6 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "pretrained on; then `saliency-rl keypoints OUT --k K` extracts its K keypoints.",
     )
     parser.add_argument("dataset", nargs="+", help="dataset directories (1+ games)")
-    parser.add_argument(
-        "--out", help="checkpoint directory (default: runs/<datasets>__transporter-k<K>__<seed>)"
-    )
     parser.add_argument("--keypoints", type=positive_int, default=5, help="K keypoints (5)")
     parser.add_argument("--steps", type=positive_int, default=10_000, help="steps (10000)")
     parser.add_argument(
@@ -69,11 +66,9 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
     parser.add_argument(
         "--checkpoint-every", type=positive_int, default=500, help="steps between saves (500)"
     )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue the checkpoint in --out (to --steps)"
+    add_run_options(
+        parser,
+        out="checkpoint directory (default: runs/<datasets>__transporter-k<K>__<seed>)",
+        resume="continue the checkpoint in --out (to --steps)",
     )
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=cmd_pretrain_transporter)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from saliency_rl.commands.args import add_run_options
+
 
 def cmd_report(args: argparse.Namespace) -> None:
     from saliency_rl.experiments.report import write_report
@@ -24,6 +26,6 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "each run's figures/, and every run's config and provenance.",
     )
     report.add_argument("runs", nargs="+", help="run directories, or directories holding runs")
-    report.add_argument("--out", help="report directory (default: report)")
     report.add_argument("--title", default="saliency-rl report", help="page title")
+    add_run_options(report, out="report directory (default: report)", device=None, progress=False)
     report.set_defaults(handler=cmd_report)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from saliency_rl.commands.args import add_run_options, positive_int
+
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     from saliency_rl.experiments.sweep import load_grid, run_sweep, shipped_grids
@@ -22,7 +24,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             print(f"{path.stem:28s} {data.get('hardware', '')}")
             print(f"{'':28s} {data.get('description', '')}")
         return
-    grid = load_grid(args.grid, args.out)
+    grid = load_grid(args.grid, args.out, parser=args.parser)
     if args.dry_run:
         import shlex
 
@@ -42,8 +44,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    from saliency_rl.cli import positive_int
-
     sweep = commands.add_parser(
         "sweep",
         help="run a grid of (task x method x seed) runs locally or on a Ray cluster",
@@ -56,7 +56,6 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
     sweep.add_argument(
         "grid", nargs="?", help="grid YAML file, or the name of a shipped grid (e.g. tiny)"
     )
-    sweep.add_argument("--out", help="sweep directory (default: runs/sweep_<grid name>)")
     sweep.add_argument(
         "--workers", type=positive_int, help="runs at once (default: cores / num_cpus per run)"
     )
@@ -68,4 +67,7 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
     )
     sweep.add_argument("--dry-run", action="store_true", help="print the commands and stop")
     sweep.add_argument("--list", action="store_true", help="list the shipped grids and stop")
+    add_run_options(
+        sweep, out="sweep directory (default: runs/sweep_<grid name>)", device=None, progress=False
+    )
     sweep.set_defaults(handler=cmd_sweep)

@@ -10,37 +10,44 @@ from __future__ import annotations
 import argparse
 import os
 
-ATTENTION_CHOICES = ("none", "joint", "top-down", "frozen", "universal", "transfer")
-VECTOR_CHOICES = ("native", "our", "our-async")
-# option dest -> A2CConfig field, for the options both algorithms take
-COMMON_SETTINGS = {
-    "attention": "attention",
-    "total_steps": "total_steps",
-    "num_envs": "num_envs",
-    "num_steps": "num_steps",
-    "lr": "learning_rate",
-    "gamma": "gamma",
-    "entropy_coef": "entropy_coef",
-    "value_coef": "value_coef",
-    "max_grad_norm": "max_grad_norm",
-    "seed": "seed",
-    "vector": "vector",
-    "eval_every": "eval_every",
-    "eval_episodes": "eval_episodes",
-    "eval_max_steps": "eval_max_steps",
-    "checkpoint_every": "checkpoint_every",
-    "log_every": "log_every",
+from saliency_rl.commands.args import (
+    Options,
+    add_dataclass_options,
+    add_run_options,
+    non_negative_int,
+    positive_int,
+)
+
+# A2CConfig fields that are options, in --help's order: both algorithms' ...
+TRAINING_FIELDS = (
+    "total_steps", "num_envs", "num_steps", "learning_rate", "gamma", "entropy_coef",
+    "value_coef", "max_grad_norm",
+)  # fmt: skip
+SCHEDULE_FIELDS = (
+    "seed", "vector", "eval_every", "eval_episodes", "eval_deterministic", "eval_max_steps",
+    "checkpoint_every", "log_every",
+)  # fmt: skip
+# ... and ACKTR's own.
+ACKTR_FIELDS = (
+    "kfac_momentum", "kfac_stat_decay", "kfac_damping", "kfac_kl_clip", "kfac_eigen_every",
+    "kfac_stats_every", "vf_fisher_coef", "attention_lr",
+)  # fmt: skip
+POSITIVE = (
+    "total_steps", "num_envs", "num_steps", "kfac_eigen_every", "kfac_stats_every",
+    "eval_max_steps", "checkpoint_every", "log_every",
+)  # fmt: skip
+NON_NEGATIVE = ("seed", "eval_every", "eval_episodes")
+INT_TYPES = {
+    **dict.fromkeys(POSITIVE, positive_int),
+    **dict.fromkeys(NON_NEGATIVE, non_negative_int),
 }
-ACKTR_SETTINGS = {
-    "kfac_momentum": "kfac_momentum",
-    "kfac_stat_decay": "kfac_stat_decay",
-    "kfac_damping": "kfac_damping",
-    "kfac_kl_clip": "kfac_kl_clip",
-    "kfac_eigen_every": "kfac_eigen_every",
-    "kfac_stats_every": "kfac_stats_every",
-    "vf_fisher_coef": "vf_fisher_coef",
-    "attention_lr": "attention_lr",
+HELPS = {
+    "attention": "none: plain CNN; joint: trained online with the agent; top-down: trained by "
+    "the RL loss only; frozen / universal / transfer: a fixed pretrained module "
+    "(--attention-checkpoint) trained on this game / several games / other games",
+    "vector": "vector env: native (ale-py C++, fastest), our (exact resume), our-async",
 }
+"""Help in the command's words, where A2CConfig's docstrings point at module constants."""
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -53,9 +60,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     algo = args.algorithm
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = dict(COMMON_SETTINGS, **(ACKTR_SETTINGS if algo == "acktr" else {}))
-    settings = {field: getattr(args, dest) for dest, field in names.items()}
-    settings["eval_deterministic"] = True if args.eval_deterministic else None
+    fields = ("attention", *TRAINING_FIELDS, *SCHEDULE_FIELDS)
+    fields += ACKTR_FIELDS if algo == "acktr" else ()
+    settings = {name: getattr(args, name) for name in fields}  # None: the preset's
     progress = not args.no_progress
     if args.resume:
         run_dir = args.out or (os.path.join("runs", args.name) if args.name else None)
@@ -88,104 +95,40 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _add_options(parser: argparse.ArgumentParser, algo: str) -> None:
-    from saliency_rl.cli import non_negative_int, positive_int
+    from saliency_rl.algos.a2c import A2C_PRESETS, ATTENTION_MODES, PRESET_OF_ALGO, A2CConfig
+    from saliency_rl.envs.atari_vector import VECTOR_BACKENDS
 
-    acktr = algo == "acktr"
+    preset = PRESET_OF_ALGO[algo]
+
+    def config_options(options: Options, *fields: str) -> None:
+        add_dataclass_options(
+            options,
+            A2CConfig,
+            fields=fields,
+            flags={"learning_rate": "--lr"},
+            types=INT_TYPES,
+            choices={"attention": ATTENTION_MODES, "vector": VECTOR_BACKENDS},
+            helps=HELPS,
+            shown={preset: A2C_PRESETS[preset]},
+        )
+
     parser.add_argument("--env", help="Atari game spec, e.g. atari:MsPacman")
-    parser.add_argument(
-        "--attention",
-        choices=ATTENTION_CHOICES,
-        help="none (default): plain CNN; joint: trained online with the agent; top-down: "
-        "trained by the RL loss only; frozen / universal / transfer: a fixed pretrained "
-        "module (--attention-checkpoint) trained on this game / several games / other games",
-    )
+    config_options(parser, "attention")
     parser.add_argument(
         "--attention-checkpoint", help="pretrained module (saliency-rl pretrain-attention)"
     )
-    default_preset = "acktr" if acktr else "wu2021"
-    parser.add_argument("--preset", help=f"hyperparameter preset (default {default_preset})")
-    envs, steps = ("32", "20") if acktr else ("16", "5")
-    parser.add_argument("--total-steps", type=positive_int, help="agent steps, all envs (10M)")
-    parser.add_argument("--num-envs", type=positive_int, help=f"parallel environments ({envs})")
-    parser.add_argument(
-        "--num-steps", type=positive_int, help=f"steps per env per update ({steps})"
+    parser.add_argument("--preset", help=f"hyperparameter preset (default {preset})")
+    config_options(parser, *TRAINING_FIELDS)
+    if algo == "acktr":
+        config_options(parser.add_argument_group("K-FAC options"), *ACKTR_FIELDS)
+    config_options(parser, *SCHEDULE_FIELDS)
+    add_run_options(
+        parser,
+        out="run directory (default: runs/<name>)",
+        name=f"run name (default: <env>__{algo}-<attention>__<seed>__<time>)",
+        resume="continue the run in --out (or runs/<name>) from its checkpoint",
+        threads=True,
     )
-    parser.add_argument(
-        "--lr",
-        type=float,
-        help="K-FAC learning rate (0.25)" if acktr else "RMSprop learning rate (7e-4)",
-    )
-    parser.add_argument("--gamma", type=float, help="discount (0.99)")
-    parser.add_argument("--entropy-coef", type=float, help="entropy bonus weight (0.01)")
-    parser.add_argument("--value-coef", type=float, help="value loss weight (0.5)")
-    parser.add_argument(
-        "--max-grad-norm",
-        type=float,
-        help="gradient clip norm (0.5)" + ("; ACKTR: the attention module's only" if acktr else ""),
-    )
-    if acktr:
-        group = parser.add_argument_group("K-FAC options")
-        group.add_argument("--kfac-momentum", type=float, help="SGD momentum (0.9)")
-        group.add_argument(
-            "--kfac-stat-decay", type=float, help="factor running-average decay (0.99)"
-        )
-        group.add_argument("--kfac-damping", type=float, help="damping (0.01)")
-        group.add_argument(
-            "--kfac-kl-clip", type=float, help="trust region: max KL per update (0.001)"
-        )
-        group.add_argument(
-            "--kfac-eigen-every",
-            type=positive_int,
-            help="updates between eigen-decompositions (10)",
-        )
-        group.add_argument(
-            "--kfac-stats-every", type=positive_int, help="updates between factor updates (1)"
-        )
-        group.add_argument(
-            "--vf-fisher-coef", type=float, help="value weight in the sampled Fisher loss (1.0)"
-        )
-        group.add_argument(
-            "--attention-lr",
-            type=float,
-            help="RMSprop lr of the attention module, which K-FAC does not precondition (7e-4)",
-        )
-    parser.add_argument("--seed", type=non_negative_int, help="random seed (0)")
-    parser.add_argument(
-        "--vector",
-        choices=VECTOR_CHOICES,
-        help="vector env: native (ale-py C++, fastest; default), our (exact resume), our-async",
-    )
-    parser.add_argument(
-        "--eval-every", type=non_negative_int, help="agent steps between evaluations (100000)"
-    )
-    parser.add_argument("--eval-episodes", type=non_negative_int, help="games per evaluation (10)")
-    parser.add_argument(
-        "--eval-deterministic", action="store_true", help="evaluate the greedy action, not samples"
-    )
-    parser.add_argument(
-        "--eval-max-steps", type=positive_int, help="cut evaluation games after this (27000)"
-    )
-    parser.add_argument(
-        "--checkpoint-every", type=positive_int, help="agent steps between checkpoints (100000)"
-    )
-    parser.add_argument(
-        "--log-every", type=positive_int, help="agent steps between log rows (10000)"
-    )
-    parser.add_argument("--out", help="run directory (default: runs/<name>)")
-    parser.add_argument(
-        "--name", help=f"run name (default: <env>__{algo}-<attention>__<seed>__<time>)"
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out (or runs/<name>) from its checkpoint",
-    )
-    parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
-    )
-    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (torch's default)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(handler=cmd_train)
 
 
 def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
@@ -197,7 +140,7 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "Precup, AAAI 2021). Writes runs/<name>/: config.json, metrics.csv, checkpoints/, "
         "eval.json. Unset options take preset wu2021's values.",
     )
-    _add_options(a2c, "a2c")
+    a2c.add_options_later(lambda parser: _add_options(parser, "a2c"))  # A2CConfig: torch
     acktr = train.add_parser(
         "acktr",
         help="ACKTR (K-FAC natural gradient) on an Atari game, with an attention mask",
@@ -208,4 +151,6 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "kfac_skipped, the count of steps skipped on a failed eigen-decomposition). Unset "
         "options take preset acktr's values.",
     )
-    _add_options(acktr, "acktr")
+    acktr.add_options_later(lambda parser: _add_options(parser, "acktr"))
+    for parser in (a2c, acktr):
+        parser.set_defaults(handler=cmd_train)

@@ -5,11 +5,37 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Sequence
 
+from saliency_rl.commands.args import (
+    add_dataclass_options,
+    add_run_options,
+    non_negative_int,
+    positive_int,
+)
 from saliency_rl.errors import SaliencyRLError
 
-ENCODER_MODES = ("rgb", "rgb+saliency-pretrain-only", "rgb+saliency")
 DISTRACTORS = ("color_easy", "color_hard", "video_easy", "video_hard")
+# BCConfig fields that are options of their own, in --help's order.
+POLICY_FIELDS = ("chunk", "history", "execution", "ensemble_decay")
+NETWORK_FIELDS = ("lstm_hidden", "head_hidden")
+TRAINING_FIELDS = (
+    "steps", "batch_size", "learning_rate", "weight_decay", "grad_clip", "val_fraction", "seed",
+    "log_every", "checkpoint_every", "eval_every", "eval_episodes",
+)  # fmt: skip
+SETTINGS = ("mlp_hidden", *POLICY_FIELDS, *NETWORK_FIELDS, *TRAINING_FIELDS)
+"""BCConfig fields the command sets (and use_proprio); None: the preset's value."""
+HELPS = {
+    "execution": "chunk execution: ensemble (temporal ensembling), first (replan every step), "
+    "all (H actions open loop)",
+}
+"""Help in the command's words, where BCConfig's docstring points at the module's."""
+POSITIVE = ("chunk", "history", "lstm_hidden", "head_hidden", "steps", "batch_size")
+NON_NEGATIVE = ("seed", "log_every", "checkpoint_every", "eval_every", "eval_episodes")
+INT_TYPES = {
+    **dict.fromkeys(POSITIVE, positive_int),
+    **dict.fromkeys(NON_NEGATIVE, non_negative_int),
+}
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -30,27 +56,8 @@ def cmd_train_bc(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = {
-        "mlp_hidden": args.mlp_hidden,
-        "lstm_hidden": args.lstm_hidden,
-        "head_hidden": args.head_hidden,
-        "history": args.history,
-        "chunk": args.chunk,
-        "execution": args.execution,
-        "ensemble_decay": args.ensemble_decay,
-        "use_proprio": False if args.no_proprio else None,
-        "learning_rate": args.lr,
-        "weight_decay": args.weight_decay,
-        "batch_size": args.batch_size,
-        "steps": args.steps,
-        "grad_clip": args.grad_clip,
-        "val_fraction": args.val_fraction,
-        "seed": args.seed,
-        "log_every": args.log_every,
-        "checkpoint_every": args.checkpoint_every,
-        "eval_every": args.eval_every,
-        "eval_episodes": args.eval_episodes,
-    }
+    settings = {name: getattr(args, name) for name in SETTINGS}
+    settings["use_proprio"] = False if args.no_proprio else None
     progress = not args.no_progress
     if args.resume:
         run_dir = args.out or (os.path.join("runs", args.name) if args.name else None)
@@ -89,8 +96,6 @@ def cmd_train_bc(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    from saliency_rl.cli import non_negative_int, positive_int
-
     bc = train.add_parser(
         "bc",
         help="behaviour cloning from demonstrations on frozen MultiMAE features (LSTM policy)",
@@ -101,6 +106,28 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "goal positions. Writes runs/<name>/: config.json, metrics.csv, checkpoints/, eval.json. "
         "Unset options take the preset's values.",
     )
+    bc.add_options_later(_add_options)  # BCConfig's module imports torch
+    bc.set_defaults(handler=cmd_train_bc)
+
+
+def _add_options(bc: argparse.ArgumentParser) -> None:
+    from saliency_rl.algos.bc import EXECUTIONS, PRESETS, BCConfig, preset_config
+    from saliency_rl.models.frozen_encoder import ENCODER_MODES
+
+    default = preset_config("visarl-bc")
+
+    def config_options(*fields: str, **choices: Sequence[str]) -> None:
+        add_dataclass_options(
+            bc,
+            BCConfig,
+            fields=fields,
+            flags={"learning_rate": "--lr"},
+            types=INT_TYPES,
+            choices=choices,
+            helps=HELPS,
+            shown={"visarl-bc": default},
+        )
+
     bc.add_argument(
         "--dataset", help="demonstrations: a dataset with actions (collect --policy expert)"
     )
@@ -109,7 +136,7 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
     )
     bc.add_argument(
         "--mode",
-        choices=ENCODER_MODES,
+        choices=tuple(ENCODER_MODES),
         help="encoder mode: rgb (RGB-only pretraining), rgb+saliency-pretrain-only, "
         "rgb+saliency (default: what the encoder was pretrained on)",
     )
@@ -118,57 +145,32 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         help="saliency predictor checkpoint for rgb+saliency (default: the one that labelled "
         "the dataset)",
     )
-    bc.add_argument("--preset", default="visarl-bc", help="hyperparameter preset: visarl-bc, tiny")
-    bc.add_argument("--chunk", type=positive_int, help="H: actions predicted per step (5)")
-    bc.add_argument("--history", type=positive_int, help="W: states in the LSTM window (10)")
     bc.add_argument(
-        "--execution",
-        choices=("ensemble", "first", "all"),
-        help="chunk execution: ensemble (temporal ensembling, default), first (replan every "
-        "step), all (H actions open loop)",
+        "--preset",
+        default="visarl-bc",
+        help=f"hyperparameter preset: {', '.join(PRESETS)} (default: %(default)s)",
     )
+    config_options(*POLICY_FIELDS, execution=EXECUTIONS)
     bc.add_argument(
-        "--ensemble-decay", type=float, help="temporal ensembling weight decay m (0.01)"
+        "--mlp-hidden",
+        type=_widths,
+        help="input MLP widths, comma-separated (default: "
+        + ",".join(str(w) for w in default.mlp_hidden)
+        + ")",
     )
-    bc.add_argument("--mlp-hidden", type=_widths, help="input MLP widths (256,256)")
-    bc.add_argument("--lstm-hidden", type=positive_int, help="LSTM hidden units (256)")
-    bc.add_argument("--head-hidden", type=positive_int, help="output MLP hidden width (256)")
+    config_options(*NETWORK_FIELDS)
     bc.add_argument("--no-proprio", action="store_true", help="visual features only")
-    bc.add_argument("--steps", type=positive_int, help="gradient steps (5000)")
-    bc.add_argument("--batch-size", type=positive_int, help="windows per step (64)")
-    bc.add_argument("--lr", type=float, help="AdamW learning rate (3e-4)")
-    bc.add_argument("--weight-decay", type=float, help="AdamW weight decay (0)")
-    bc.add_argument("--grad-clip", type=float, help="gradient norm clip, 0 for none (1.0)")
-    bc.add_argument(
-        "--val-fraction", type=float, help="share of episodes held out for validation (0.1)"
-    )
-    bc.add_argument("--seed", type=non_negative_int, help="random seed (0)")
-    bc.add_argument("--log-every", type=non_negative_int, help="steps between log rows (100)")
-    bc.add_argument(
-        "--checkpoint-every", type=non_negative_int, help="steps between checkpoints (1000)"
-    )
-    bc.add_argument(
-        "--eval-every", type=non_negative_int, help="steps between evaluations (0: at the end)"
-    )
-    bc.add_argument(
-        "--eval-episodes", type=non_negative_int, help="closed-loop episodes per evaluation (50)"
-    )
+    config_options(*TRAINING_FIELDS)
     bc.add_argument(
         "--eval-distractor",
         action="append",
         choices=DISTRACTORS,
         help="also evaluate the final policy under this distractor (our own sets; repeatable)",
     )
-    bc.add_argument("--out", help="run directory (default: runs/<name>)")
-    bc.add_argument("--name", help="run name (default: <env>__bc-multimae-<mode>__<seed>__<time>)")
-    bc.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out (or runs/<name>) from its checkpoint",
+    add_run_options(
+        bc,
+        out="run directory (default: runs/<name>)",
+        name="run name (default: <env>__bc-multimae-<mode>__<seed>__<time>)",
+        resume="continue the run in --out (or runs/<name>) from its checkpoint",
+        threads=True,
     )
-    bc.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
-    )
-    bc.add_argument("--threads", type=positive_int, help="torch CPU threads (torch's default)")
-    bc.add_argument("--no-progress", action="store_true", help="no progress bar")
-    bc.set_defaults(handler=cmd_train_bc)

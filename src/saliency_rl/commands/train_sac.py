@@ -4,12 +4,50 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 
+from saliency_rl.commands.args import (
+    add_dataclass_options,
+    add_env_options,
+    add_run_options,
+    env_options,
+    non_negative_int,
+    positive_int,
+)
 from saliency_rl.errors import SaliencyRLError
 
-CNN_MODES = ("rgb", "saliency", "rgb_x_saliency", "rgbs")
-MULTIMAE_MODES = ("rgb", "rgb+saliency-pretrain-only", "rgb+saliency")
-SAC_PRESET_NAMES = ("visarl", "rad-curl-100k", "drq")
+# SACConfig fields that are options of their own, in --help's order.
+TRAINING_FIELDS = (
+    "total_steps", "init_steps", "updates_per_step", "update_every", "batch_size",
+    "replay_size", "discount", "nstep", "actor_lr", "critic_lr", "alpha_lr",
+    "init_temperature", "critic_tau", "encoder_tau", "target_encoder", "feature_dim",
+    "hidden_dim", "hidden_layers", "conv_layers", "conv_filters", "shift_pad", "shift_pad_at",
+    "target_augs", "q_augs", "precision",
+)  # fmt: skip
+SCHEDULE_FIELDS = ("seed", "eval_every", "eval_episodes", "checkpoint_every", "log_every")
+SETTINGS = ("encoder", "saliency_mode", "aux", *TRAINING_FIELDS, *SCHEDULE_FIELDS)
+"""Every SACConfig field the command sets; None (option left out): the preset's value."""
+POSITIVE = (
+    "total_steps", "updates_per_step", "update_every", "batch_size", "replay_size", "nstep",
+    "feature_dim", "hidden_dim", "conv_layers", "conv_filters", "target_augs", "q_augs",
+    "checkpoint_every", "log_every",
+)  # fmt: skip
+NON_NEGATIVE = (
+    "init_steps", "hidden_layers", "shift_pad", "shift_pad_at", "seed", "eval_every",
+    "eval_episodes",
+)  # fmt: skip
+HELPS = {
+    "encoder": "cnn: ViSaRL's 11-layer CNN trained by the critic; multimae: frozen MultiMAE "
+    "features (--encoder-checkpoint), computed once per step",
+    "saliency_mode": "cnn: rgb, saliency (map alone), rgb_x_saliency (frames masked by the "
+    "map), rgbs (map as 4th channel); multimae: rgb, rgb+saliency-pretrain-only, "
+    "rgb+saliency. Maps come from --predictor, once per env step",
+}
+"""Help in the command's words, where SACConfig's docstrings speak of fields."""
+INT_TYPES = {
+    **dict.fromkeys(POSITIVE, positive_int),
+    **dict.fromkeys(NON_NEGATIVE, non_negative_int),
+}
 
 
 def cmd_train_sac(args: argparse.Namespace) -> None:
@@ -18,46 +56,11 @@ def cmd_train_sac(args: argparse.Namespace) -> None:
     from saliency_rl.algos.sac import sac_config
     from saliency_rl.algos.sac_trainer import resume_sac, train_sac
     from saliency_rl.allocator import keep_freed_memory
-    from saliency_rl.cli import env_options
 
     keep_freed_memory()  # this process owns the allocator: reuse freed activations
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = {
-        "encoder": args.encoder,
-        "saliency_mode": args.saliency_mode,
-        "aux": args.aux,
-        "total_steps": args.total_steps,
-        "init_steps": args.init_steps,
-        "updates_per_step": args.updates_per_step,
-        "update_every": args.update_every,
-        "batch_size": args.batch_size,
-        "replay_size": args.replay_size,
-        "discount": args.discount,
-        "nstep": args.nstep,
-        "actor_lr": args.actor_lr,
-        "critic_lr": args.critic_lr,
-        "alpha_lr": args.alpha_lr,
-        "init_temperature": args.init_temperature,
-        "critic_tau": args.critic_tau,
-        "encoder_tau": args.encoder_tau,
-        "target_encoder": args.target_encoder,
-        "feature_dim": args.feature_dim,
-        "hidden_dim": args.hidden_dim,
-        "hidden_layers": args.hidden_layers,
-        "conv_layers": args.conv_layers,
-        "conv_filters": args.conv_filters,
-        "shift_pad": args.shift_pad,
-        "shift_pad_at": args.shift_pad_at,
-        "target_augs": args.target_augs,
-        "q_augs": args.q_augs,
-        "precision": args.precision,
-        "seed": args.seed,
-        "eval_every": args.eval_every,
-        "eval_episodes": args.eval_episodes,
-        "checkpoint_every": args.checkpoint_every,
-        "log_every": args.log_every,
-    }
+    settings = {name: getattr(args, name) for name in SETTINGS}
     progress = not args.no_progress
     if args.resume:
         run_dir = args.out or (os.path.join("runs", args.name) if args.name else None)
@@ -92,8 +95,6 @@ def cmd_train_sac(args: argparse.Namespace) -> None:
 
 
 def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    from saliency_rl.cli import add_env_options, non_negative_int, positive_int
-
     sac = train.add_parser(
         "sac",
         help="SAC from pixels: ViSaRL's CNN with saliency, frozen MultiMAE, RAD, DrQ, CURL",
@@ -104,20 +105,34 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "step = agent steps; frames = step x action repeat.",
         conflict_handler="resolve",  # our --preset replaces the env options' --preset
     )
+    sac.add_options_later(_add_options)  # SACConfig's module imports torch
+    sac.set_defaults(handler=cmd_train_sac)
+
+
+def _add_options(sac: argparse.ArgumentParser) -> None:
+    from saliency_rl.algos.sac import AUX_LOSSES, ENCODERS, SAC_PRESETS, SACConfig
+    from saliency_rl.models.frozen_encoder import ENCODER_MODES
+    from saliency_rl.models.pixel_cnn import SALIENCY_MODES
+    from saliency_rl.precision import PRECISIONS
+
+    def config_options(*fields: str, **choices: Sequence[str]) -> None:
+        add_dataclass_options(
+            sac,
+            SACConfig,
+            fields=fields,
+            types=INT_TYPES,
+            choices=choices,
+            helps=HELPS,
+            shown=SAC_PRESETS,
+        )
+
     add_env_options(sac)  # first: the --preset below then replaces the env preset's
     sac.add_argument("--env", help="task spec: dmc:<domain>-<task>, metaworld:<task>")
-    sac.add_argument(
-        "--encoder",
-        choices=("cnn", "multimae"),
-        help="cnn (default): ViSaRL's 11-layer CNN trained by the critic; multimae: frozen "
-        "MultiMAE features (--encoder-checkpoint), computed once per step",
-    )
-    sac.add_argument(
-        "--saliency-mode",
-        choices=sorted(set(CNN_MODES) | set(MULTIMAE_MODES)),
-        help="cnn: rgb (default), saliency (map alone), rgb_x_saliency (frames masked by "
-        "the map), rgbs (map as 4th channel); multimae: rgb, rgb+saliency-pretrain-only, "
-        "rgb+saliency. Maps come from --predictor, once per env step",
+    config_options(
+        "encoder",
+        "saliency_mode",
+        encoder=ENCODERS,
+        saliency_mode=sorted(set(SALIENCY_MODES) | set(ENCODER_MODES)),
     )
     sac.add_argument(
         "--predictor", help="saliency predictor checkpoint (saliency-rl train-saliency)"
@@ -126,16 +141,10 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "--encoder-checkpoint",
         help="MultiMAE checkpoint or pretraining run (saliency-rl pretrain), for --encoder multimae",
     )
-    sac.add_argument(
-        "--aux",
-        choices=("none", "rad", "drq", "curl"),
-        help="none (visarl's); rad: random translation of every batch; drq: rad with the Q "
-        "target averaged over --target-augs shifts and the Q loss over --q-augs (the drq "
-        "preset's); curl: rad + contrastive loss with a momentum key encoder (cnn only)",
-    )
+    config_options("aux", aux=AUX_LOSSES)
     sac.add_argument(
         "--preset",
-        choices=SAC_PRESET_NAMES,
+        choices=tuple(SAC_PRESETS),
         default="visarl",
         help="hyperparameters: visarl (ViSaRL Table VI; env preset visarl-dmc / "
         "visarl-metaworld), rad-curl-100k (RAD/CURL DMC 100k benchmark; env preset "
@@ -146,100 +155,16 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "--env-preset",
         help="env preset instead of the one --preset implies (none: make_env's defaults)",
     )
-    sac.add_argument("--total-steps", type=positive_int, help="agent steps to train (100000)")
-    sac.add_argument(
-        "--init-steps", type=non_negative_int, help="random-action steps before updates (1000)"
-    )
-    sac.add_argument(
-        "--updates-per-step", type=positive_int, help="gradient updates per update step (1)"
-    )
-    sac.add_argument(
-        "--update-every",
-        type=positive_int,
-        help="agent steps between update steps (1; DrQ-v2: 2, an update every second step)",
-    )
-    sac.add_argument("--batch-size", type=positive_int, help="transitions per update (128)")
-    sac.add_argument(
-        "--replay-size", type=positive_int, help="replay capacity (visarl 1M, rad-curl 100k)"
-    )
-    sac.add_argument("--discount", type=float, help="discount gamma (0.99)")
-    sac.add_argument(
-        "--nstep", type=positive_int, help="n-step returns: rewards summed (1; DrQ-v2: 3)"
-    )
-    sac.add_argument("--actor-lr", type=float, help="actor Adam lr (visarl 1e-4, rad-curl 1e-3)")
-    sac.add_argument("--critic-lr", type=float, help="critic + encoder Adam lr (1e-3)")
-    sac.add_argument(
-        "--alpha-lr", type=float, help="temperature Adam lr (visarl 3e-4, rad-curl 1e-4)"
-    )
-    sac.add_argument("--init-temperature", type=float, help="initial temperature alpha (0.1)")
-    sac.add_argument(
-        "--critic-tau", type=float, help="target Q Polyak rate (visarl 0.05, rad-curl 0.01)"
-    )
-    sac.add_argument("--encoder-tau", type=float, help="CURL key encoder Polyak rate (0.05)")
-    sac.add_argument(
-        "--target-encoder",
-        action=argparse.BooleanOptionalAction,
-        help="target Q networks with their own Polyak-averaged encoder (drq: on, as DrQ); "
-        "--no-target-encoder: the online encoder's features (DrQ-v2)",
-    )
-    sac.add_argument("--feature-dim", type=positive_int, help="LayerNorm projection size (100)")
-    sac.add_argument("--hidden-dim", type=positive_int, help="hidden width of the heads (1024)")
-    sac.add_argument(
-        "--hidden-layers", type=non_negative_int, help="hidden layers of each head (3)"
-    )
-    sac.add_argument("--conv-layers", type=positive_int, help="CNN conv layers (11)")
-    sac.add_argument("--conv-filters", type=positive_int, help="CNN filters per layer (32)")
-    sac.add_argument(
-        "--shift-pad", type=non_negative_int, help="rad/drq/curl: max translation in pixels (4)"
-    )
-    sac.add_argument(
-        "--shift-pad-at",
-        type=non_negative_int,
-        help="frame side at which --shift-pad holds, scaled at other sides (drq: 84, so 3 at "
-        "64 px; 0: the same pixels at every side)",
-    )
-    sac.add_argument(
-        "--target-augs", type=positive_int, help="DrQ's K: shifts averaged in the Q target"
-    )
-    sac.add_argument("--q-augs", type=positive_int, help="DrQ's M: shifts averaged in the Q loss")
-    sac.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        help="fp32 (visarl, rad-curl-100k); bf16 autocast; auto (drq): the faster of the "
-        "two, timed on this run's networks at start (bf16 on CUDA where supported); the "
-        "choice and timings go into config.json",
-    )
-    sac.add_argument("--seed", type=non_negative_int, help="random seed (0)")
-    sac.add_argument(
-        "--eval-every",
-        type=non_negative_int,
-        help="agent steps between evaluations (10000; 0: at the end only)",
-    )
-    sac.add_argument(
-        "--eval-episodes",
-        type=non_negative_int,
-        help="deterministic-policy episodes per evaluation (10; 0: none)",
-    )
-    sac.add_argument(
-        "--checkpoint-every",
-        type=positive_int,
-        help="agent steps between checkpoints, written at the next episode end (10000)",
-    )
-    sac.add_argument("--log-every", type=positive_int, help="agent steps between log rows (1000)")
-    sac.add_argument("--out", help="run directory (default: runs/<name>)")
-    sac.add_argument("--name", help="run name (default: <env>__<method>__<seed>__<time>)")
-    sac.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out (or runs/<name>) from its checkpoint; only "
+    config_options(*TRAINING_FIELDS, precision=PRECISIONS)
+    config_options(*SCHEDULE_FIELDS)
+    add_run_options(
+        sac,
+        out="run directory (default: runs/<name>)",
+        name="run name (default: <env>__<method>__<seed>__<time>)",
+        resume="continue the run in --out (or runs/<name>) from its checkpoint; only "
         "--total-steps, --eval-*, --checkpoint-every, --log-every may change",
+        threads=True,
     )
-    sac.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA if present"
-    )
-    sac.add_argument("--threads", type=positive_int, help="torch CPU threads (torch's default)")
     sac.add_argument(
         "--wandb", action="store_true", help="also log to Weights & Biases (needs wandb)"
     )
-    sac.add_argument("--no-progress", action="store_true", help="no progress bar")
-    sac.set_defaults(handler=cmd_train_sac)

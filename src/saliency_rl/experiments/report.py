@@ -228,13 +228,13 @@ def read_run(directory: str | Path) -> Run | None:
     )
     evaluation = _read_json(directory / "eval.json")
     if isinstance(evaluation, dict):
-        final = _normalise(evaluation.get("final"))
+        final = _result(evaluation.get("final"))
         if final is not None:
             run.results[FINAL] = final
         history = _history_curve(evaluation.get("history") or [])
         run.curve = history if len(history) >= 2 else []  # one point is no curve
     for path in sorted(directory.glob("eval_*.json")):
-        result = _normalise(_read_json(path))
+        result = _result(_read_json(path))
         if result is not None:
             run.results[path.stem.removeprefix("eval_")] = result
     if not run.curve:
@@ -250,26 +250,26 @@ def _method_from(config: Mapping[str, Any]) -> str:
     return str(config.get("algo"))
 
 
-def _normalise(result: Any) -> dict[str, float] | None:
-    """SAC/BC ``{"return_mean", ...}``, A2C ``{"mean", "std"}`` or ``{"final": {...}}`` ->
-    ``{"return_mean", "return_std", "success_rate"?, "episodes"?}``."""
-    if not isinstance(result, dict):
+RESULT_KEYS = ("return_mean", "return_std", "success_rate", "episodes")
+
+
+def _result(entry: Any) -> dict[str, float] | None:
+    """The figures of one evaluation: eval.json's ``final`` or an ``eval_<mode>.json``, both
+    in the one format of ``runs.evaluation_entry`` (A2C runs made before it: ``_legacy``)."""
+    if not isinstance(entry, dict):
         return None
-    if isinstance(result.get("final"), dict):
-        result = result["final"]
-    mean = result.get("return_mean", result.get("mean"))
-    if mean is None:
+    entry = _legacy(entry)
+    if entry.get("return_mean") is None:
         return None
-    out = {
-        "return_mean": float(mean),
-        "return_std": float(result.get("return_std", result.get("std", 0.0)) or 0.0),
-    }
-    if result.get("success_rate") is not None:
-        out["success_rate"] = float(result["success_rate"])
-    if result.get("episodes") is not None:
-        episodes = result["episodes"]
-        out["episodes"] = float(episodes if not isinstance(episodes, list) else len(episodes))
-    return out
+    return {k: float(entry[k]) for k in RESULT_KEYS if entry.get(k) is not None}
+
+
+def _legacy(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An evaluation of an A2C run made before the one eval.json format (``mean``, ``std``;
+    fixture: tests/fixtures/a2c_v1) in today's names."""
+    if "return_mean" in entry or "mean" not in entry:
+        return entry
+    return {**entry, "return_mean": entry["mean"], "return_std": entry.get("std")}
 
 
 def _history_curve(history: Sequence[Any]) -> list[tuple[float, float]]:
@@ -277,7 +277,7 @@ def _history_curve(history: Sequence[Any]) -> list[tuple[float, float]]:
     for entry in history:
         if not isinstance(entry, dict) or "step" not in entry:
             continue
-        value = entry.get("return_mean", entry.get("mean"))
+        value = _legacy(entry).get("return_mean")
         if value is not None:
             points.append((float(entry["step"]), float(value)))
     return sorted(points)

@@ -38,6 +38,7 @@ run's status; ``saliency-rl report SWEEP`` reads the runs.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import itertools
@@ -149,8 +150,17 @@ def shipped_grids() -> list[Path]:
     return sorted(GRIDS_DIR.glob("*.yaml"))
 
 
-def load_grid(path_or_name: str | Path, out: str | Path | None = None) -> Grid:
-    """Read and validate a grid file; expand it into runs under ``out``."""
+def load_grid(
+    path_or_name: str | Path,
+    out: str | Path | None = None,
+    *,
+    parser: argparse.ArgumentParser | None = None,
+) -> Grid:
+    """Read and validate a grid file; expand it into runs under ``out``.
+
+    ``parser`` is the CLI's (``saliency_rl.cli.build_parser()``): every command line of the
+    grid is parsed with it, so that a typo fails now, before any run; None: not checked.
+    """
     import yaml
 
     path = find_grid(path_or_name)
@@ -158,11 +168,17 @@ def load_grid(path_or_name: str | Path, out: str | Path | None = None) -> Grid:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise SweepError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    return expand_grid(data, out, path=path)
+    return expand_grid(data, out, path=path, parser=parser)
 
 
-def expand_grid(data: Any, out: str | Path | None = None, path: Path | None = None) -> Grid:
-    """The runs of a grid given as a mapping (a parsed YAML file)."""
+def expand_grid(
+    data: Any,
+    out: str | Path | None = None,
+    path: Path | None = None,
+    *,
+    parser: argparse.ArgumentParser | None = None,
+) -> Grid:
+    """The runs of a grid given as a mapping (a parsed YAML file); ``parser`` as in load_grid."""
     where = str(path) if path else "grid"
     if not isinstance(data, dict):
         raise SweepError(f"{where}: a grid is a mapping with tasks, methods, seeds, command")
@@ -257,7 +273,8 @@ def expand_grid(data: Any, out: str | Path | None = None, path: Path | None = No
         out=out,
         prepare=prepare,
     )
-    check_commands(grid)
+    if parser is not None:
+        check_commands(grid, parser)
     return grid
 
 
@@ -348,11 +365,8 @@ def _options_argv(options: Mapping[str, Any], values: Mapping[str, str], where: 
     return argv
 
 
-def check_commands(grid: Grid) -> None:
-    """Parse every command line with the CLI's own parser: a typo fails now, in one line."""
-    from saliency_rl.cli import build_parser
-
-    parser = build_parser()
+def check_commands(grid: Grid, parser: argparse.ArgumentParser) -> None:
+    """Parse every command line with the CLI's parser: a typo fails now, in one line."""
     lines = [(r.name, r.argv) for r in grid.runs]
     lines += [(f"setup of {key}", argv) for key, argvs in grid.setups.items() for argv in argvs]
     lines += [("prepare", argv) for argv in grid.prepare]

@@ -121,7 +121,7 @@ class FrozenMultiMAEEncoder:
         directory = find_checkpoint(checkpoint)
         config = read_checkpoint_config(directory)
         if mode is None:
-            mode = "rgb" if tuple(config["model"]["modalities"]) == ("rgb",) else "rgb+saliency"
+            mode = "rgb" if tuple(config["kwargs"]["modalities"]) == ("rgb",) else "rgb+saliency"
         device = resolve_device(device)
         if isinstance(predictor, str | Path):
             from saliency_rl.saliency.predictor import SaliencyPredictor

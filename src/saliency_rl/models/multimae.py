@@ -10,7 +10,7 @@ encoder's features. The file reads in the order of the data flow:
    then a few self-attention layers and a linear head to pixels;
 5. the model: masking across modalities (symmetric Dirichlet shares, argsort of noise);
    the encoder (a pre-norm ViT over the visible tokens and one learned global token);
-   forward; losses on masked patches only; save / load;
+   forward; losses on masked patches only; save / load (``saliency_rl.checkpoint``'s format);
 6. inputs: uint8 frames, saliency and depth -> model inputs, and back to pictures.
 
 Tensor shapes: N batch, C channels, H x W pixels, p patch size, L_m = (H/p)(W/p) tokens of
@@ -27,7 +27,6 @@ plus position and modality embeddings; losses are averaged per sample over maske
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -36,18 +35,20 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from saliency_rl.data.atomic import atomic_write_json, public_mode
+from saliency_rl.checkpoint import (
+    CONFIG_FILE,
+    is_checkpoint,
+    load_module_checkpoint,
+    read_module_config,
+    save_checkpoint,
+)
 from saliency_rl.errors import SaliencyRLError
 from saliency_rl.models.depth_normals import normals_from_depth, standardize_depth
 
-CHECKPOINT_FORMAT = "saliency-rl-multimae"
-CHECKPOINT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+MODEL_NAME = "MultiMAE"  # config.json's "model" (saliency_rl.checkpoint's format)
+HOW_TO_MAKE = "saliency-rl pretrain DATASET --out DIR"
 
 
 class ModelError(SaliencyRLError, ValueError):
@@ -638,45 +639,34 @@ class MultiMAE(nn.Module):
 
     # ---------------------------------------------------------- save / load
     def save_pretrained(
-        self, directory: str | Path, extra: Mapping[str, Any] | None = None
+        self,
+        directory: str | Path,
+        extra: Mapping[str, Any] | None = None,
+        training_state: Mapping[str, Any] | None = None,
     ) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (created).
+        """Write a checkpoint (``saliency_rl.checkpoint.save_checkpoint``) at ``directory``.
 
-        ``extra`` entries (e.g. how it was trained) are stored in config.json beside the model
-        config. Each file is written to a temporary name and renamed.
+        config.json is ``{"model": "MultiMAE", "kwargs": MultiMAEConfig, **extra}``: ``extra``
+        says how it was trained; ``training_state`` (optimizer, step, RNG) is for a resume.
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        config = {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_VERSION,
-            "model": self.config.to_dict(),
-            **dict(extra or {}),
-        }
-        weights = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        tmp = directory / f".{WEIGHTS_FILE}.tmp"
-        save_file(weights, str(tmp))
-        public_mode(tmp)  # safetensors writes 0600 whatever the umask
-        tmp.replace(directory / WEIGHTS_FILE)
-        atomic_write_json(directory / CONFIG_FILE, config)
-        return directory
+        extra = dict(extra or {})
+        if {"model", "kwargs"} & set(extra):
+            raise ModelError(
+                "a MultiMAE checkpoint's extra entries cannot be named model or kwargs"
+            )
+        config = {"model": MODEL_NAME, "kwargs": self.config.to_dict(), **extra}
+        return save_checkpoint(directory, config, self.state_dict(), training_state)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> MultiMAE:
-        """Load a model written by ``save_pretrained``; ModelError naming what is wrong."""
-        config = read_checkpoint_config(directory)
-        model = cls(MultiMAEConfig.from_dict(config["model"]))
-        path = Path(directory) / WEIGHTS_FILE
-        try:
-            weights = load_file(str(path), device=str(device))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-            raise ModelError(f"{path} is missing or damaged ({error})") from None
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as error:
-            first = str(error).splitlines()[0]
-            raise ModelError(f"{path} does not match its config.json: {first}") from None
-        return model.to(device)
+        """Load a MultiMAE checkpoint (also one of the first format, which checkpoint.py
+        reads); CheckpointError naming what is wrong."""
+        model, _ = load_module_checkpoint(directory, MODEL_NAME, _build, HOW_TO_MAKE, device)
+        return model  # type: ignore[return-value]
+
+
+def _build(**kwargs: Any) -> MultiMAE:
+    return MultiMAE(MultiMAEConfig.from_dict(kwargs))
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -684,10 +674,10 @@ def find_checkpoint(path: str | Path) -> Path:
     run directory (the OUT of ``saliency-rl pretrain``)."""
     path = Path(path)
     if (path / CONFIG_FILE).is_file():
-        return path
+        return path  # loading it names what else is missing
     found = (path / "checkpoints").glob("step_*") if path.is_dir() else []
     steps = sorted(
-        (s for s in found if s.name[5:].isdigit() and (s / WEIGHTS_FILE).is_file()),
+        (s for s in found if s.name[5:].isdigit() and is_checkpoint(s)),
         key=lambda s: int(s.name[5:]),
     )
     if not steps:
@@ -699,26 +689,9 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def read_checkpoint_config(directory: str | Path) -> dict[str, Any]:
-    """The config.json of a MultiMAE checkpoint directory; ModelError if it is not one."""
-    directory = Path(directory)
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ModelError(
-            f"{directory} is not a MultiMAE checkpoint: it has no {CONFIG_FILE}; make one with "
-            "`saliency-rl pretrain DATASET --out DIR`"
-        )
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelError(f"{path} is damaged: not valid JSON ({error})") from None
-    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{directory} holds another kind of model, not a MultiMAE ({path})")
-    if config.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise ModelError(
-            f"{path} has format version {config.get('format_version')}; this saliency-rl reads "
-            f"up to {CHECKPOINT_VERSION}: upgrade saliency-rl"
-        )
-    return config
+    """The config.json of a MultiMAE checkpoint: ``kwargs`` is its MultiMAEConfig;
+    CheckpointError if it is not one."""
+    return read_module_config(directory, MODEL_NAME, HOW_TO_MAKE)
 
 
 # ============================================================== 6. inputs

@@ -19,6 +19,7 @@ Output directory::
       model.safetensors    the weights
       training_state/      optimizer, step, RNG states: ``--resume`` continues bit for bit
       metrics.csv          one row per log interval: losses, mean mask, pairs/s
+      tb/                  the same rows as TensorBoard events
 
 The frame pairs and the training loop are pretrain.pair_training's, shared with the
 Transporter baseline.

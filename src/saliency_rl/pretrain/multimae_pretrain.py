@@ -9,13 +9,12 @@ Run directory::
 
     OUT/
       metrics.csv                         one row per step: losses, learning rate, images/s
+      tb/                                 the same numbers as TensorBoard events
       reconstructions/step_000200.png     masked inputs | reconstructions | targets, per modality
-      checkpoints/step_000200/            a checkpoint, written whole then renamed into place:
+      checkpoints/step_000200/            a checkpoint (``saliency_rl.checkpoint``'s format):
         config.json                         the model config, the pretraining config, the dataset
         model.safetensors                   the weights
-        training_state/                     for an exact resume:
-          state.json                          step, RNG states (python, numpy), optimizer groups
-          state.safetensors                   optimizer moments, torch RNG state
+        training_state/                     for an exact resume: step, optimizer, torch RNG
 
 The latest checkpoint is the encoder: ``FrozenMultiMAEEncoder.load(OUT)`` finds it.
 
@@ -31,12 +30,8 @@ Data: every requested field of every frame is loaded into memory once (uint8 RGB
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
-import os
-import random
 import re
 import shutil
 import time
@@ -48,12 +43,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from saliency_rl import __version__
-from saliency_rl.data.atomic import atomic_write_bytes, public_mode
+from saliency_rl.checkpoint import is_checkpoint, load_checkpoint, load_training_state, read_config
+from saliency_rl.data.atomic import atomic_write_bytes
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError, SaliencyRLError
@@ -66,11 +59,10 @@ from saliency_rl.models.multimae import (
     output_to_image,
     prepare_inputs,
 )
+from saliency_rl.run_log import Cadence, RunLog
 
 CHECKPOINTS_DIR = "checkpoints"
 RECONSTRUCTIONS_DIR = "reconstructions"
-TRAINING_STATE_DIR = "training_state"
-METRICS_FILE = "metrics.csv"
 STEP_DIR_PATTERN = re.compile(r"^step_(\d{6,})$")
 MASK_COLOUR = torch.tensor([0.25, 0.35, 0.75])[None, :, None, None]  # masked patches in previews
 # Settings that may change between a run and its resume without breaking exactness.
@@ -280,104 +272,42 @@ def checkpoint_dirs(out_dir: Path) -> list[tuple[int, Path]]:
     found = []
     for path in root.iterdir():
         match = STEP_DIR_PATTERN.match(path.name)
-        if match and (path / "model.safetensors").is_file():
+        if match and is_checkpoint(path):
             found.append((int(match.group(1)), path))
     return sorted(found)
 
 
-def _tensor_name(path: Sequence[str]) -> str:
-    return ".".join(path)
-
-
-def save_training_checkpoint(
-    directory: Path,
-    model: MultiMAE,
-    optimizer: torch.optim.Optimizer,
-    step: int,
-    extra_config: Mapping[str, Any],
-) -> Path:
-    """Write model + training state into ``directory`` atomically (a temp dir renamed)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, extra={**extra_config, "step": step})
-    (tmp / TRAINING_STATE_DIR).mkdir()
-    optim = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {"torch_rng": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, rng in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda_rng.{i}"] = rng
-    for index, state in optim["state"].items():
-        for key, value in state.items():
-            tensors[_tensor_name(("optimizer", str(index), key))] = (
-                value.detach().cpu().contiguous()
-            )
-    np_state = np.random.get_state()
-    state = {
+def resume_state(step: int, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """What a resume needs besides the weights: the data order, the flips and the learning
+    rate are functions of the step, the masks draw from torch's RNG."""
+    state: dict[str, Any] = {
         "step": step,
-        "optimizer_param_groups": optim["param_groups"],
-        "optimizer_state_keys": {str(i): sorted(s) for i, s in optim["state"].items()},
-        "python_random": _jsonable(random.getstate()),
-        "numpy_random": [np_state[0], np_state[1].tolist(), *[_jsonable(v) for v in np_state[2:]]],
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
     }
-    save_file(tensors, str(tmp / TRAINING_STATE_DIR / "state.safetensors"))
-    public_mode(tmp / TRAINING_STATE_DIR / "state.safetensors")  # safetensors writes 0600
-    (tmp / TRAINING_STATE_DIR / "state.json").write_text(json.dumps(state) + "\n")
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
-    return directory
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
 
 
-def load_training_checkpoint(
+def restore_training_state(
     directory: Path, model: MultiMAE, optimizer: torch.optim.Optimizer
 ) -> int:
-    """Restore weights, optimizer, and RNG states; return the step."""
-    loaded = MultiMAE.from_pretrained(directory)
-    model.load_state_dict(loaded.state_dict())
-    state_dir = directory / TRAINING_STATE_DIR
-    try:
-        state = json.loads((state_dir / "state.json").read_text())
-        tensors = load_file(str(state_dir / "state.safetensors"))
-    except (OSError, json.JSONDecodeError, SafetensorError) as error:
-        raise PretrainError(
-            f"cannot resume from {directory}: its training state is missing or damaged ({error})"
-        ) from None
-    device = next(model.parameters()).device
-    optim_state = {
-        int(i): {
-            key: tensors[_tensor_name(("optimizer", i, key))].to(device)
-            if key != "step"
-            else tensors[_tensor_name(("optimizer", i, key))]
-            for key in keys
-        }
-        for i, keys in state["optimizer_state_keys"].items()
-    }
-    groups = state["optimizer_param_groups"]
-    for group in groups:
-        if "betas" in group:
-            group["betas"] = tuple(group["betas"])
-    optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
-    torch.set_rng_state(tensors["torch_rng"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda_rng.")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-    random.setstate(_tuples(state["python_random"]))
-    name, keys, pos, has_gauss, cached = state["numpy_random"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    """Restore weights, optimizer and RNG states from a checkpoint; return its step.
+
+    A checkpoint of the first format (``saliency_rl.checkpoint`` reads it as this one) also
+    holds Python's and NumPy's RNG states; nothing in the pretraining draws from them.
+    """
+    _, weights = load_checkpoint(directory, next(model.parameters()).device)
+    model.load_state_dict(weights)
+    state = load_training_state(directory)
+    if state is None:
+        raise PretrainError(f"cannot resume from {directory}: it has no training state")
+    optimizer.load_state_dict(state["optimizer"])  # moves the moments to the model's device
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["step"])
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 # ---------------------------------------------------------------------- preview PNG
@@ -534,16 +464,21 @@ def pretrain_multimae(
     start = 0
     if previous is not None:
         _check_resumable(previous, config, dataset)
-        start = load_training_checkpoint(previous, model, optimizer)
+        start = restore_training_state(previous, model, optimizer)
     end = config.stop_at or config.steps
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = _MetricsWriter(out_dir / METRICS_FILE, model_config.modalities, start)
+    losses = [f"loss_{m}" for m in model_config.modalities]
+    run_log = RunLog(out_dir, ["step", "loss", *losses, "lr", "images_per_s"])
+    if resume:
+        run_log.rewind(start)  # rows a stopped run logged after its checkpoint come again
     preview_indices = np.linspace(0, data.num_frames - 1, config.preview_frames).round().astype(int)
     preview = data.batch(preview_indices, np.zeros(len(preview_indices), dtype=bool))
 
     def checkpoint(step: int) -> Path:
-        path = save_training_checkpoint(
-            out_dir / CHECKPOINTS_DIR / f"step_{step:06d}", model, optimizer, step, extra
+        path = model.save_pretrained(
+            out_dir / CHECKPOINTS_DIR / f"step_{step:06d}",
+            extra={**extra, "step": step},
+            training_state=resume_state(step, optimizer),
         )
         save_reconstruction_png(
             model, preview, out_dir / RECONSTRUCTIONS_DIR / f"step_{step:06d}.png",
@@ -556,12 +491,13 @@ def pretrain_multimae(
     recent: list[dict[str, float]] = []
     train_time, images = 0.0, 0
     step = start
-    bar = tqdm(
-        total=end, initial=start, desc="pretrain", unit="step", disable=not progress,
-        dynamic_ncols=True,
+    # One metrics row a step; a checkpoint every checkpoint_every steps and at the end.
+    cadence = Cadence(
+        end, start, log_every=1, eval_every=0, checkpoint_every=config.checkpoint_every,
+        desc="pretrain", progress=progress,
     )  # fmt: skip
     try:
-        with bar:
+        with cadence, run_log:
             while step < end:
                 tick = time.perf_counter()
                 rate = learning_rate(step, config)
@@ -586,19 +522,25 @@ def pretrain_multimae(
                 images += config.batch_size
                 row = {"loss": loss, **{m: float(v.detach()) for m, v in output.losses.items()}}
                 recent = (recent + [row])[-50:]
-                metrics.write(step, row, rate, config.batch_size / elapsed)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()}, refresh=False)
-                bar.update(1)
+                run_log.log(
+                    {
+                        "step": step,
+                        "loss": loss,
+                        **{f"loss_{m}": row[m] for m in model_config.modalities},
+                        "lr": rate,
+                        "images_per_s": config.batch_size / elapsed,
+                    }
+                )
+                cadence.show(**{k: f"{v:.4f}" for k, v in row.items()})
+                due = cadence.advance(step - 1, step)
                 if callback is not None:
                     callback(step, row)
-                if step % config.checkpoint_every == 0 or step == end:
+                if due.checkpoint:
                     checkpoint(step)
     except KeyboardInterrupt:
         if step > start and not (out_dir / CHECKPOINTS_DIR / f"step_{step:06d}").exists():
             checkpoint(step)
         raise
-    finally:
-        metrics.close()
 
     latest = find_checkpoint(out_dir)
     if step == start and not (out_dir / RECONSTRUCTIONS_DIR / f"step_{step:06d}.png").exists():
@@ -650,7 +592,7 @@ def _previous_checkpoint(out_dir: Path, resume: bool) -> Path | None:
 
 
 def _check_resumable(previous: Path, config: PretrainConfig, dataset: Dataset) -> None:
-    stored = json.loads((previous / "config.json").read_text())
+    stored = read_config(previous)
     before = stored.get("pretrain", {})
     now = config.to_dict()
     changed = [
@@ -676,32 +618,3 @@ def _prune(out_dir: Path, keep: int) -> None:
         return
     for _, path in checkpoint_dirs(out_dir)[:-keep]:
         shutil.rmtree(path, ignore_errors=True)
-
-
-class _MetricsWriter:
-    """metrics.csv, one row per step; on resume, rows after the resumed step are dropped."""
-
-    def __init__(self, path: Path, modalities: Sequence[str], start: int) -> None:
-        self.columns = ["step", "loss", *[f"loss_{m}" for m in modalities], "lr", "images_per_s"]
-        rows: list[list[str]] = []
-        if start > 0 and path.exists():
-            with path.open(newline="") as handle:
-                reader = csv.reader(handle)
-                header = next(reader, None)
-                if header == self.columns:
-                    rows = [r for r in reader if r and int(r[0]) <= start]
-        self.handle = path.open("w", newline="")
-        self.writer = csv.writer(self.handle)
-        self.writer.writerow(self.columns)
-        self.writer.writerows(rows)
-        self.modalities = list(modalities)
-
-    def write(self, step: int, row: Mapping[str, float], lr: float, images_per_s: float) -> None:
-        self.writer.writerow(
-            [step, f"{row['loss']:.6g}", *[f"{row[m]:.6g}" for m in self.modalities],
-             f"{lr:.6g}", f"{images_per_s:.4g}"]
-        )  # fmt: skip
-        self.handle.flush()
-
-    def close(self) -> None:
-        self.handle.close()

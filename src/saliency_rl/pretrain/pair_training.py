@@ -7,18 +7,17 @@ several datasets (several games) a batch draws from each equally often. Every fr
 dataset is loaded into memory once (7 KiB a frame: 0.7 GB for 100k).
 
 Both models draw (source, target) batches with ``sample_pair_batch``, take Adam
-steps with gradients clipped to a global norm, log one metrics.csv row per ``log_every``
-steps (each metric the mean over those steps) and save a checkpoint every
-``checkpoint_every`` steps and at the end. The checkpoint holds the weights, the provenance
-and a training state (optimizer, step, NumPy and torch RNG states, the rows so far), so
-``--resume`` continues bit for bit: the resumed run's weights equal those of a run that was
-never stopped.
+steps with gradients clipped to a global norm, log one row per ``log_every`` steps (each
+metric the mean over those steps) to metrics.csv and TensorBoard (``run_log.RunLog``) and
+save a checkpoint every ``checkpoint_every`` steps and at the end. The checkpoint holds the
+weights, the provenance and a training state (optimizer, step, NumPy and torch RNG states,
+the rows so far and the metrics since the last row), so ``--resume`` continues bit for bit:
+the resumed run's weights and rows equal those of a run that was never stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from saliency_rl import __version__
 from saliency_rl.checkpoint import is_checkpoint, load_checkpoint, load_training_state
@@ -34,7 +32,8 @@ from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.envs.spec import parse_spec
 from saliency_rl.errors import DatasetError
-from saliency_rl.runs import METRICS_FILE, MetricsLog, RunError, now
+from saliency_rl.run_log import Averages, Cadence, RunLog
+from saliency_rl.runs import RunError, now
 
 
 class FramePairs:
@@ -218,73 +217,67 @@ def train_on_pairs(
 
     ``run.provenance`` is stored in every checkpoint with ``steps`` and ``final_loss`` (the
     last row's ``loss_key``) added; ``save(model, out_dir, provenance, training_state)``
-    writes the checkpoint, which replaces ``out_dir`` whole, and metrics.csv (``columns``) is
-    written back beside it. ``name`` labels the progress bar.
+    writes the checkpoint, which replaces ``out_dir`` whole, and metrics.csv (``columns``) and
+    tb/ are written back beside it. ``name`` labels the progress bar.
     """
     config, out_dir, device, provenance = run.config, run.out_dir, run.device, run.provenance
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     rng = np.random.default_rng(config.seed)
     rows: list[dict[str, Any]] = []
+    pending = Averages()  # metrics since the last row
     start = 0
     if run.state is not None and run.weights is not None:
         model.load_state_dict(run.weights)
         optimizer.load_state_dict(run.state["optimizer"])
         rng.bit_generator.state = run.state["rng"]
         torch.set_rng_state(run.state["torch_rng"])
+        pending.load(run.state.get("pending", {}))  # older checkpoints saved at a row
         rows, start = run.state["rows"], int(run.state["step"])
     out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
-    pending: dict[str, list[float]] = {}
-    last_time, last_step = time.perf_counter(), start
-    bar = tqdm(
-        range(start + 1, config.steps + 1),
-        disable=not progress,
-        desc=f"{name} {'+'.join(run.games)}",
-        unit="step",
-        dynamic_ncols=True,
-        mininterval=1.0,
-    )
-    for step in bar:
-        source, target = sample_pair_batch(run.frames, config.batch_size, rng, device)
-        loss, metrics = loss_fn(source, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        for key, value in metrics.items():
-            pending.setdefault(key, []).append(value)
-        if step % config.log_every == 0 or step == config.steps:
-            elapsed = time.perf_counter() - last_time
-            row = {k: float(np.mean(v)) for k, v in pending.items() if k in columns}
-            row.update(
-                step=step,
-                time=now(),
-                pairs_per_s=config.batch_size * (step - last_step) / max(elapsed, 1e-9),
-            )
-            rows.append(row)
-            pending, last_time, last_step = {}, time.perf_counter(), step
-            bar.set_postfix(loss=f"{row[loss_key]:.4f}", refresh=False)
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            provenance["steps"] = step
-            provenance["final_loss"] = rows[-1][loss_key] if rows else None
-            training_state = {
-                "optimizer": optimizer.state_dict(),
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "rows": rows,
-                "step": step,
-                "created": provenance["created"],
-            }
-            if out_dir.exists() and any(out_dir.iterdir()) and not is_checkpoint(out_dir):
-                raise RunError(
-                    f"{out_dir} was changed by someone else during pretraining; stopping"
-                )
-            model.eval()  # batch-norm statistics are saved as they are; eval changes none
-            save(model, out_dir, provenance, training_state)
-            model.train()
-            log = MetricsLog(out_dir / METRICS_FILE, columns)
-            for row in rows:
-                log.log(row)
+    cadence = Cadence(
+        config.steps, start, log_every=config.log_every, eval_every=0,
+        checkpoint_every=config.checkpoint_every, desc=f"{name} {'+'.join(run.games)}",
+        progress=progress,
+    )  # fmt: skip
+    with cadence:
+        for step in range(start + 1, config.steps + 1):
+            source, target = sample_pair_batch(run.frames, config.batch_size, rng, device)
+            loss, metrics = loss_fn(source, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            pending.add(metrics)
+            due = cadence.advance(step - 1, step)
+            if due.log:
+                row = {k: v for k, v in pending.means().items() if k in columns}
+                pairs_per_s = config.batch_size * cadence.speed(step)
+                rows.append({**row, "step": step, "time": now(), "pairs_per_s": pairs_per_s})
+                cadence.show(loss=f"{row[loss_key]:.4f}")
+            if due.checkpoint:
+                provenance["steps"] = step
+                provenance["final_loss"] = rows[-1][loss_key] if rows else None
+                training_state = {
+                    "optimizer": optimizer.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "rows": rows,
+                    "pending": pending.state(),
+                    "step": step,
+                    "created": provenance["created"],
+                }
+                if out_dir.exists() and any(out_dir.iterdir()) and not is_checkpoint(out_dir):
+                    raise RunError(
+                        f"{out_dir} was changed by someone else during pretraining; stopping"
+                    )
+                model.eval()  # batch-norm statistics are saved as they are; eval changes none
+                save(model, out_dir, provenance, training_state)
+                model.train()
+                # The save replaced out_dir, its metrics with it: they come from the state.
+                with RunLog(out_dir, columns) as log:
+                    for row in rows:
+                        log.log(row)
     return out_dir
 
 

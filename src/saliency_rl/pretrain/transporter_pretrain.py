@@ -12,6 +12,7 @@ Output directory (a checkpoint, replaced atomically at every save)::
       model.safetensors    the weights
       training_state/      optimizer, step, RNG states: ``--resume`` continues bit for bit
       metrics.csv          one row per log interval: loss, pairs/s
+      tb/                  the same rows as TensorBoard events
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from saliency_rl.checkpoint import CONFIG_FILE, load_checkpoint
+from saliency_rl.checkpoint import CONFIG_FILE, MULTIMAE_V1_FORMAT, load_checkpoint
 from saliency_rl.devices import resolve_device
 from saliency_rl.errors import CheckpointError
 from saliency_rl.saliency.picanet import PiCANet, picanet_small, picanet_tiny
@@ -37,9 +37,9 @@ SIZES: dict[str, dict[str, Callable[..., nn.Module]]] = {
     "picanet": {"small": picanet_small, "tiny": picanet_tiny},
 }
 BATCH_SIZE = 64  # frames per forward pass: on a 2-core CPU, larger batches fell out of cache
-# The formats of the other checkpoints saliency-rl writes, spelled out rather than imported
-# (models/multimae.py CHECKPOINT_FORMAT is a layer above), so a wrong --predictor is named.
-OTHER_FORMATS = {"saliency-rl-multimae": "MultiMAE"}
+# MultiMAE's first checkpoint format, which named no model, so a wrong --predictor is named
+# (today's checkpoints name their model in config.json).
+OTHER_FORMATS = {MULTIMAE_V1_FORMAT: "MultiMAE"}
 HOW_TO_MAKE = "give the --out of `saliency-rl train-saliency` (by default DATASET/predictors/unet)"
 _warned_env: set[tuple[str, str]] = set()  # (checkpoint, env spec) pairs warned about
 

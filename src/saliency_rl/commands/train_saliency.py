@@ -1,0 +1,85 @@
+"""``saliency-rl train-saliency``: fit a saliency predictor on a dataset's annotated frames."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
+from saliency_rl.errors import SaliencyRLError
+
+
+def cmd_train_saliency(args: argparse.Namespace) -> None:
+    from saliency_rl.saliency.fit import fit_predictor
+
+    if not 0 <= args.holdout < 1:
+        raise SaliencyRLError(f"--holdout must be in [0, 1), got {args.holdout}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = args.out or os.path.join(args.dataset, "predictors", args.model)
+    report = fit_predictor(
+        args.dataset,
+        out,
+        model=args.model,
+        size=args.size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        holdout=args.holdout,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    held = report["holdout_metrics"]
+    print(
+        f"trained {args.model} on {len(report['train_frames'])} frames in "
+        f"{report['train_seconds']:.0f} s; checkpoint {out}"
+    )
+    if held and held.get("max_f_beta") is not None:
+        print(
+            f"held-out {len(report['holdout_frames'])} frames: max F-beta "
+            f"{held['max_f_beta']:.3f}  MAE {held['mae']:.4f}"
+        )
+    else:
+        print("no held-out frames with salient points: no F-beta (see report.json)")
+    print(f"report {os.path.join(out, 'report.json')}  preview {os.path.join(out, 'preview.png')}")
+
+
+def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train-saliency",
+        help="fit a saliency predictor on a dataset's annotated frames",
+        description="Train a saliency predictor (small U-Net or PiCANet-style) on the annotated "
+        "frames of a dataset, holding some out; writes a checkpoint (config.json, "
+        "model.safetensors), report.json (max F-beta, MAE on the held-out frames) and preview.png.",
+    )
+    parser.add_argument("dataset", help="dataset directory with annotations")
+    parser.add_argument(
+        "--model",
+        choices=("unet", "picanet"),
+        default="unet",
+        help="unet: small U-Net, fast (default); picanet: PiCANet-style with attention",
+    )
+    parser.add_argument(
+        "--size", choices=("small", "tiny"), default="small", help="network size (small)"
+    )
+    parser.add_argument(
+        "--steps", type=positive_int, help="optimiser steps (unet 1500, picanet 1000)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=16, help="augmented frames a step (16)"
+    )
+    parser.add_argument("--lr", type=float, default=3e-4, help="AdamW peak lr (3e-4)")
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="fraction of annotated frames held out for the report (0.2; 0 trains on all)",
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
+    add_run_options(
+        parser, out="checkpoint directory (default: DATASET/predictors/<model>)", threads=True
+    )
+    parser.set_defaults(handler=cmd_train_saliency)
