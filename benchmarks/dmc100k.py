@@ -346,6 +346,9 @@ def report(args: argparse.Namespace) -> dict:
         "benchmark": "dmc100k",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python " + shlex.join(["benchmarks/dmc100k.py", *sys.argv[1:]]),
+        # what continues the unfinished runs: the same command without --report
+        "rerun": "python "
+        + shlex.join(["benchmarks/dmc100k.py", *(a for a in sys.argv[1:] if a != "--report")]),
         "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "versions": package_versions(("torch", "numpy", "dm-control", "mujoco")),
         "preset": PRESET,
@@ -487,7 +490,7 @@ def markdown(r: dict, figure: Path | None) -> str:
               "gradient updates per wall-clock second of the whole run. A process killed "
               "with the script counts up to its last checkpoint, and its CPU time is unknown."]  # fmt: skip
     if unfinished:
-        lines += ["", f"**Not finished: {', '.join(unfinished)}.** Rerun `{r['command']}` to "
+        lines += ["", f"**Not finished: {', '.join(unfinished)}.** Rerun `{r.get('rerun', r['command'])}` to "
                   "continue them from their checkpoints."]  # fmt: skip
     if figure is not None:
         lines += ["", f"![return against wall-clock time]({figure.name})"]

@@ -165,3 +165,31 @@ def test_run_checkpoint_round_trip_and_resume(tmp_path):
     resumed.save_checkpoint({"model": "x"}, {"w": torch.ones(2)}, {"step": 3})
     weights, state = resumed.load_checkpoint()
     assert state["step"] == 3 and torch.equal(weights["w"], torch.ones(2))
+
+
+def test_check_settings_names_the_first_setting_out_of_range():
+    import dataclasses
+
+    from saliency_rl.runs import check_settings
+
+    @dataclasses.dataclass
+    class Settings:
+        steps: int = 10
+        lr: float = 1e-3
+        seed: int = 0
+        decay: float = 0.5
+        mode: str = "a"
+
+    rules = dict(positive=("steps", "lr"), non_negative=("seed",), fractions=("decay",))
+    check_settings(Settings(), choices={"mode": ("a", "b")}, **rules)
+    for change, message in (
+        ({"steps": 0}, "steps must be > 0, got 0"),
+        ({"lr": -1.0}, "lr must be > 0, got -1.0"),
+        ({"seed": -1}, "seed must be >= 0, got -1"),
+        ({"decay": 1.0}, r"decay must be in \[0, 1\), got 1.0"),
+        ({"steps": "10"}, "steps must be > 0, got '10'"),  # not a number
+        ({"steps": True}, "steps must be > 0, got True"),
+        ({"mode": "c"}, "unknown mode 'c'; valid: a, b"),
+    ):
+        with pytest.raises(RunError, match=message):
+            check_settings(Settings(**change), choices={"mode": ("a", "b")}, **rules)

@@ -23,7 +23,6 @@ replaced.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from saliency_rl.data.atomic import TMP_SUFFIX, public_mode
+from saliency_rl.data.atomic import TMP_SUFFIX, fsync_path, public_mode
 from saliency_rl.errors import CheckpointError
 
 CONFIG_FILE = "config.json"
@@ -102,7 +101,7 @@ def save_checkpoint(
             # modes the umask allows, so others may read a checkpoint when the user lets them.
             public_mode(path)
             if path.is_file():
-                _fsync(path)
+                fsync_path(path)
         _swap_in(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -208,16 +207,7 @@ def _swap_in(tmp: Path, directory: Path) -> None:
     os.replace(tmp, directory)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    _fsync(directory.parent)
-
-
-def _fsync(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_path(directory.parent)
 
 
 def _contiguous(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -26,6 +26,7 @@ import dataclasses
 import datetime
 import io
 import json
+import numbers
 import random
 import re
 import shutil
@@ -205,6 +206,35 @@ def resumed_config(
         saved.setdefault("resumes", []).append({"time": now(), "changes": changed})
         write_json(Path(run_dir) / CONFIG_FILE, saved)
     return config
+
+
+def check_settings(
+    config: Any,
+    *,
+    positive: Sequence[str] = (),
+    non_negative: Sequence[str] = (),
+    fractions: Sequence[str] = (),
+    choices: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """RunError naming the first setting of ``config`` out of its range: ``positive`` > 0,
+    ``non_negative`` >= 0, ``fractions`` in [0, 1), ``choices`` one of the valid values.
+
+    The one range check of every config dataclass's ``validate`` (each adds what is its own:
+    settings that depend on each other)."""
+    for name, valid in (choices or {}).items():
+        value = getattr(config, name)
+        if value not in valid:
+            raise RunError(f"unknown {name} {value!r}; valid: {', '.join(map(str, valid))}")
+    rules = (
+        (positive, lambda v: v > 0, "> 0"),
+        (non_negative, lambda v: v >= 0, ">= 0"),
+        (fractions, lambda v: 0 <= v < 1, "in [0, 1)"),
+    )
+    for names, ok, bound in rules:
+        for name in names:
+            value = getattr(config, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
+                raise RunError(f"{name} must be {bound}, got {value!r}")
 
 
 def crossed(before: int, after: int, every: int) -> bool:

@@ -265,7 +265,7 @@ def test_config_presets_and_validation():
         a2c_config("nature")
     with pytest.raises(RunError, match="unknown A2C settings"):
         a2c_config(lr=1e-3)
-    with pytest.raises(RunError, match="unknown attention mode"):
+    with pytest.raises(RunError, match="unknown attention .bottom-up.; valid: none, joint"):
         a2c_config(attention="bottom-up")
     with pytest.raises(EnvSpecError, match="not an Atari game"):
         make_atari_vector("dmc:cartpole-swingup", 2)

@@ -88,7 +88,7 @@ def test_split_is_by_episode():
     train, val = split_episodes(10, 0.1, seed=0)
     assert len(val) == 1 and sorted(train + val) == list(range(10))
     assert num_val_episodes(1, 0.5) == 0 and num_val_episodes(3, 0.01) == 1
-    with pytest.raises(RunError, match="chunk execution"):
+    with pytest.raises(RunError, match="unknown execution .sometimes.; valid: ensemble"):
         BCConfig(execution="sometimes").validate()
 
 

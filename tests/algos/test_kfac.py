@@ -290,7 +290,7 @@ def test_acktr_preset_and_config():
         0.001,
         0.99,
     )
-    with pytest.raises(Exception, match="unknown algorithm"):
+    with pytest.raises(Exception, match="unknown algo "):
         a2c_config(algo="trpo")
     with pytest.raises(Exception, match="kfac_stat_decay must be in"):
         a2c_config("acktr", kfac_stat_decay=1.0)

@@ -79,7 +79,7 @@ def test_drq_settings_are_checked():
         sac_config(target_augs=2)  # visarl: aux none, nothing to average over
     with pytest.raises(RunError, match="unknown precision"):
         sac_config("drq", precision="fp16")
-    with pytest.raises(RunError, match="nstep must be >= 1"):
+    with pytest.raises(RunError, match="nstep must be > 0"):
         sac_config("drq", nstep=0)
     with pytest.raises(RunError, match="need augment_pad"):
         agent_of(q_augs=2)

@@ -21,7 +21,7 @@ def test_demo_writes_a_report_with_table_plots_and_images(tiny_demo):
     assert "| task | sac-multimae-rgb+saliency |" in markdown
     assert "| dmc:cartpole-swingup |" in markdown
     assert "under distractor color_hard" in markdown and "no distractor" in markdown
-    assert page.count('<table class="results"') == 3  # final, clean, color_hard
+    assert page.count('<table class="results"') == 6  # final, clean, color_hard; each + IQM
     # A learning curve and the figures: annotations, predictor, reconstructions, policy maps.
     images = {p.name: p.stat().st_size for p in (report / "images").iterdir()}
     assert images["curve_dmc-cartpole-swingup.png"] > 1000

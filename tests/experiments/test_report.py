@@ -55,6 +55,9 @@ def test_table_is_mean_and_std_over_seeds_with_the_best_in_bold(tmp_path, capsys
     assert final.text("metaworld:reach", "rgb") == "75.0 ± 25.0"  # success, %
     assert final.text("atari:MsPacman", "a2c-joint") == "1100.0 ± 100.0"
     assert [t.condition for t in tables(runs)] == ["final", "video_hard"]
+    # IQM with its stratified-bootstrap interval (2 seeds: the IQM is the mean; the
+    # interval spans the two resamplings' extremes).
+    assert final.text("dmc:cartpole-swingup", "rgb", "iqm") == "150.0 [100.0, 200.0]"
 
     out = tmp_path / "report"
     assert main(["report", str(tmp_path), "--out", str(out)]) == 0
@@ -63,6 +66,8 @@ def test_table_is_mean_and_std_over_seeds_with_the_best_in_bold(tmp_path, capsys
     assert "| dmc:cartpole-swingup | – | 150.0 ± 50.0 | **400.0 ± 100.0** |" in markdown
     assert "| atari:MsPacman | **1100.0 ± 100.0** | – | – |" not in markdown  # one method: no bold
     assert "| atari:MsPacman | 1100.0 ± 100.0 | – | – |" in markdown
+    assert "IQM [95 % stratified-bootstrap interval]" in markdown
+    assert "| dmc:cartpole-swingup | – | 150.0 [100.0, 200.0] | **400.0 [300.0, 500.0]** |" in markdown
     for task in ("dmc-cartpole-swingup", "metaworld-reach", "atari-MsPacman"):
         assert (out / "images" / f"curve_{task}.png").stat().st_size > 1000
     assert "<details" in (out / "index.html").read_text()  # configs, collapsible

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from saliency_rl.models.atari_cnn import AtariCNN, orthogonal_init
 from saliency_rl.models.attention import SelfSupervisedAttention
-from saliency_rl.runs import RunError
+from saliency_rl.runs import RunError, check_settings
 
 ALGOS = ("a2c", "acktr")
 ATTENTION_MODES = ("none", "joint", "top-down", "frozen", "universal", "transfer")
@@ -123,41 +123,23 @@ class A2CConfig:
 
     def validate(self) -> A2CConfig:
         """Raise RunError naming the first field out of range; return self."""
-        if self.algo not in ALGOS:
-            raise RunError(f"unknown algorithm {self.algo!r}; valid: {', '.join(ALGOS)}")
-        for name in ("kfac_eigen_every", "kfac_stats_every", "attention_lr", "kfac_kl_clip"):
-            if not getattr(self, name) > 0:
-                raise RunError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("kfac_damping", "vf_fisher_coef"):
-            if getattr(self, name) < 0:
-                raise RunError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("kfac_momentum", "kfac_stat_decay"):
-            if not 0 <= getattr(self, name) < 1:
-                raise RunError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.attention not in ATTENTION_MODES:
-            raise RunError(
-                f"unknown attention mode {self.attention!r}; valid modes: {', '.join(ATTENTION_MODES)}"
-            )
         from saliency_rl.envs.atari_vector import VECTOR_BACKENDS
 
-        if self.vector not in VECTOR_BACKENDS:
-            raise RunError(
-                f"unknown vector backend {self.vector!r}; valid backends: {', '.join(VECTOR_BACKENDS)}"
-            )
-        positive = ("total_steps", "num_envs", "num_steps", "hidden_size", "eval_max_steps")
-        positive += ("vector_groups",)
-        positive += ("checkpoint_every", "log_every", "learning_rate", "rmsprop_eps")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise RunError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("eval_every", "eval_episodes", "entropy_coef", "value_coef", "seed"):
-            if getattr(self, name) < 0:
-                raise RunError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("max_grad_norm", "attention_coef", "attention_threshold"):
-            if getattr(self, name) < 0:
-                raise RunError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.attention_sparsity < 0:
-            raise RunError(f"attention_sparsity must be >= 0, got {self.attention_sparsity!r}")
+        check_settings(
+            self,
+            choices={"algo": ALGOS, "attention": ATTENTION_MODES, "vector": VECTOR_BACKENDS},
+            positive=(
+                "kfac_eigen_every", "kfac_stats_every", "attention_lr", "kfac_kl_clip",
+                "total_steps", "num_envs", "num_steps", "hidden_size", "eval_max_steps",
+                "vector_groups", "checkpoint_every", "log_every", "learning_rate", "rmsprop_eps",
+            ),
+            non_negative=(
+                "kfac_damping", "vf_fisher_coef", "eval_every", "eval_episodes", "entropy_coef",
+                "value_coef", "seed", "max_grad_norm", "attention_coef", "attention_threshold",
+                "attention_sparsity",
+            ),
+            fractions=("kfac_momentum", "kfac_stat_decay"),
+        )  # fmt: skip
         for name in ("gamma", "rmsprop_alpha"):
             if not 0 <= getattr(self, name) <= 1:
                 raise RunError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")

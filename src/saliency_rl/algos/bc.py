@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from saliency_rl.runs import RunError
+from saliency_rl.runs import RunError, check_settings
 
 EXECUTIONS = ("ensemble", "first", "all")
 
@@ -90,23 +90,17 @@ class BCConfig:
     def validate(self) -> BCConfig:
         """Raise RunError naming the first invalid field; returns self."""
         self.mlp_hidden = tuple(int(w) for w in self.mlp_hidden)
-        positive = ("lstm_hidden", "head_hidden", "history", "chunk", "batch_size", "steps")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise RunError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        check_settings(
+            self,
+            choices={"execution": EXECUTIONS},
+            positive=("lstm_hidden", "head_hidden", "history", "chunk", "batch_size", "steps",
+                      "learning_rate"),
+            non_negative=("ensemble_decay", "grad_clip", "log_every", "checkpoint_every",
+                          "eval_every", "eval_episodes"),
+            fractions=("val_fraction",),
+        )  # fmt: skip
         if not self.mlp_hidden or min(self.mlp_hidden) < 1:
             raise RunError(f"mlp_hidden must be positive widths, got {self.mlp_hidden!r}")
-        if self.execution not in EXECUTIONS:
-            raise RunError(
-                f"unknown chunk execution {self.execution!r}; valid: {', '.join(EXECUTIONS)}"
-            )
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise RunError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.learning_rate <= 0 or self.ensemble_decay < 0 or self.grad_clip < 0:
-            raise RunError("learning_rate must be > 0, ensemble_decay and grad_clip >= 0")
-        for name in ("log_every", "checkpoint_every", "eval_every", "eval_episodes"):
-            if int(getattr(self, name)) < 0:
-                raise RunError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from saliency_rl.data.replay import Batch
 from saliency_rl.models.frozen_encoder import ENCODER_MODES
 from saliency_rl.models.pixel_cnn import SALIENCY_MODES
 from saliency_rl.precision import CHOSEN, PRECISIONS, autocast
-from saliency_rl.runs import RunError
+from saliency_rl.runs import RunError, check_settings
 
 ENCODERS = ("cnn", "multimae")
 AUX_LOSSES = ("none", "rad", "drq", "curl")
@@ -148,39 +148,33 @@ class SACConfig:
 
     def validate(self) -> SACConfig:
         """Raise RunError naming the first setting out of range; return self."""
-        if self.encoder not in ENCODERS:
-            raise RunError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
+        check_settings(
+            self, choices={"encoder": ENCODERS, "aux": AUX_LOSSES, "precision": PRECISIONS}
+        )
         modes = SALIENCY_MODES if self.encoder == "cnn" else ENCODER_MODES
         if self.saliency_mode not in modes:
             raise RunError(
                 f"saliency mode {self.saliency_mode!r} is not one of the {self.encoder} "
                 f"encoder's: {', '.join(modes)}"
             )
-        if self.aux not in AUX_LOSSES:
-            raise RunError(f"unknown aux {self.aux!r}; valid: {', '.join(AUX_LOSSES)}")
-        if self.precision not in PRECISIONS:
-            raise RunError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.aux != "none" and self.encoder != "cnn":
             raise RunError(
                 f"--aux {self.aux} augments pixels and needs --encoder cnn; frozen MultiMAE "
                 "features are vectors computed once per step"
             )
-        positive = (
-            "total_steps", "updates_per_step", "update_every", "batch_size", "replay_size",
-            "nstep", "target_update_every", "actor_update_every", "feature_dim", "hidden_dim",
-            "conv_layers", "conv_filters", "target_augs", "q_augs", "log_every",
-            "checkpoint_every",
+        check_settings(
+            self,
+            positive=(
+                "total_steps", "updates_per_step", "update_every", "batch_size", "replay_size",
+                "nstep", "target_update_every", "actor_update_every", "feature_dim", "hidden_dim",
+                "conv_layers", "conv_filters", "target_augs", "q_augs", "log_every",
+                "checkpoint_every",
+            ),
+            non_negative=(
+                "init_steps", "hidden_layers", "shift_pad", "shift_pad_at", "eval_every",
+                "eval_episodes",
+            ),
         )  # fmt: skip
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise RunError(f"{name} must be >= 1, got {getattr(self, name)}")
-        non_negative = (
-            "init_steps", "hidden_layers", "shift_pad", "shift_pad_at", "eval_every",
-            "eval_episodes",
-        )  # fmt: skip
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise RunError(f"{name} must be >= 0, got {getattr(self, name)}")
         if (self.target_augs > 1 or self.q_augs > 1) and self.aux not in AUGMENTED:
             raise RunError(
                 f"target_augs / q_augs average over random shifts; with --aux {self.aux} "

@@ -40,7 +40,7 @@ def atomic_open(path: Path) -> Iterator[IO[bytes]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -92,10 +92,11 @@ def _mode_open_gives(path: Path) -> int:
         return 0o666 & ~current_umask()
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every file system allows it.
+def fsync_path(path: Path) -> None:
+    """fsync a file or directory by path, where the file system allows it (a directory's
+    makes a rename in it durable)."""
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

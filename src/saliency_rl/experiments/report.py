@@ -39,6 +39,7 @@ import numpy as np
 
 from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_text
 from saliency_rl.errors import SaliencyRLError
+from saliency_rl.experiments.stats import iqm, stratified_bootstrap_ci
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 FIGURES_DIR = "figures"
@@ -326,6 +327,8 @@ class Table:
     tasks: list[str]
     methods: list[str]
     cells: dict[tuple[str, str], tuple[float, float, int]]
+    scores: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    """The per-seed values behind each cell (for the IQM and its interval)."""
 
     def best(self, task: str) -> set[str]:
         """Methods with the row's highest mean (as shown, to 0.1); none when all are equal."""
@@ -337,11 +340,20 @@ class Table:
         top = max(values.values())
         return {m for m, v in values.items() if v == top}
 
-    def text(self, task: str, method: str) -> str:
+    def text(self, task: str, method: str, statistic: str = "mean") -> str:
+        """``mean``: mean ± std over seeds; ``iqm``: the IQM with its 95 % stratified-bootstrap
+        interval (rliable's method, ``experiments.stats``), a single value for one seed."""
         if (task, method) not in self.cells:
             return "–"
         mean, std, seeds = self.cells[(task, method)]
-        return f"{mean:.1f} ± {std:.1f}" + ("" if seeds == self.seeds else f" (n={seeds})")
+        seeds_note = "" if seeds == self.seeds else f" (n={seeds})"
+        if statistic == "iqm":
+            values = self.scores[(task, method)]
+            if len(values) < 2:
+                return f"{iqm(values):.1f}{seeds_note}"
+            low, high = stratified_bootstrap_ci(values)
+            return f"{iqm(values):.1f} [{low:.1f}, {high:.1f}]{seeds_note}"
+        return f"{mean:.1f} ± {std:.1f}{seeds_note}"
 
     @property
     def seeds(self) -> int:
@@ -380,9 +392,16 @@ def tables(runs: Sequence[Run]) -> list[Table]:
                 tasks=sorted({t for t, _ in groups}),
                 methods=sorted({m for _, m in groups}),
                 cells=cells,
+                scores={key: list(v) for key, v in groups.items()},
             )
         )
     return out
+
+
+IQM_NOTE = (
+    "The same runs as IQM [95 % stratified-bootstrap interval] over seeds (rliable's method; "
+    "10,000 replicates)."
+)
 
 
 def _table_title(table: Table) -> str:
@@ -396,7 +415,8 @@ def _table_title(table: Table) -> str:
     )
 
 
-def table_markdown(table: Table) -> str:
+def table_markdown(table: Table, statistic: str = "mean") -> str:
+    """The table as Markdown, cells as ``Table.text(..., statistic)``; best mean in bold."""
     lines = [
         "| task | " + " | ".join(table.methods) + " |",
         "|---|" + "---|" * len(table.methods),
@@ -404,27 +424,28 @@ def table_markdown(table: Table) -> str:
     for task in table.tasks:
         best = table.best(task)
         cells = [
-            f"**{table.text(task, m)}**" if m in best else table.text(task, m)
+            f"**{table.text(task, m, statistic)}**" if m in best else table.text(task, m, statistic)
             for m in table.methods
         ]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def table_html(table: Table) -> str:
+def table_html(table: Table, statistic: str = "mean") -> str:
     head = "".join(f"<th>{html.escape(m)}</th>" for m in table.methods)
     rows = []
     for task in table.tasks:
         best = table.best(task)
         cells = "".join(
-            f'<td class="best"><b>{html.escape(table.text(task, m))}</b></td>'
+            f'<td class="best"><b>{html.escape(table.text(task, m, statistic))}</b></td>'
             if m in best
-            else f"<td>{html.escape(table.text(task, m))}</td>"
+            else f"<td>{html.escape(table.text(task, m, statistic))}</td>"
             for m in table.methods
         )
         rows.append(f"<tr><th>{html.escape(task)}</th>{cells}</tr>")
     return (
-        f'<table class="results" data-condition="{html.escape(table.condition)}">'
+        f'<table class="results" data-condition="{html.escape(table.condition)}" '
+        f'data-statistic="{statistic}">'
         f"<thead><tr><th>task</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -568,7 +589,9 @@ def write_report(
         body.append("<p>No run has an evaluation yet (eval.json).</p>")
     for table in all_tables:
         md += [f"### {_table_title(table)}", "", table_markdown(table), ""]
+        md += [IQM_NOTE, "", table_markdown(table, "iqm"), ""]
         body.append(f"<h3>{html.escape(_table_title(table))}</h3>{table_html(table)}")
+        body.append(f"<p>{html.escape(IQM_NOTE)}</p>{table_html(table, 'iqm')}")
 
     # Learning curves
     by_task: dict[str, list[Run]] = defaultdict(list)

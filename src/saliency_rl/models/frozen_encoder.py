@@ -358,20 +358,3 @@ def cache_dataset_features(
                 provenance=provenance if first else None,
             )
     return name
-    fields = ["rgb"] + (["saliency"] if source == "dataset" else [])
-    bar = tqdm(total=dataset.num_frames, unit="frame", disable=not progress, desc=f"cache {name}")
-    with bar:
-        for episode in range(dataset.num_episodes):
-            data = dataset.episode(episode, fields)
-            rows = []
-            for start in range(0, len(data["rgb"]), batch_size):
-                maps = data["saliency"][start : start + batch_size] if source == "dataset" else None
-                rows.append(encoder(data["rgb"][start : start + batch_size], maps))
-                bar.update(len(rows[-1]))
-            dataset.write_field(
-                name,
-                episode,
-                np.concatenate(rows).astype(np.float32),
-                provenance=provenance if episode == 0 else None,
-            )
-    return name

@@ -36,7 +36,7 @@ import torch
 
 from saliency_rl.models.attention import SelfSupervisedAttention, save_attention
 from saliency_rl.pretrain.pair_training import start_pair_run, train_on_pairs
-from saliency_rl.runs import RunError
+from saliency_rl.runs import check_settings
 
 METRIC_COLUMNS = (
     "step",
@@ -75,14 +75,12 @@ class AttentionPretrainConfig:
     """Steps between saves of the checkpoint (and at the end)."""
 
     def validate(self) -> AttentionPretrainConfig:
-        for name in ("steps", "batch_size", "max_gap", "log_every", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise RunError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        if not self.learning_rate > 0:
-            raise RunError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        for name in ("max_grad_norm", "threshold", "sparsity", "seed"):
-            if getattr(self, name) < 0:
-                raise RunError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        check_settings(
+            self,
+            positive=("steps", "batch_size", "max_gap", "log_every", "checkpoint_every",
+                      "learning_rate"),
+            non_negative=("max_grad_norm", "threshold", "sparsity", "seed"),
+        )  # fmt: skip
         return self
 
 

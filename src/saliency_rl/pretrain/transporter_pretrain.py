@@ -25,7 +25,7 @@ import torch
 
 from saliency_rl.models.transporter import Transporter, save_transporter
 from saliency_rl.pretrain.pair_training import start_pair_run, train_on_pairs
-from saliency_rl.runs import RunError
+from saliency_rl.runs import check_settings
 
 METRIC_COLUMNS = ("step", "time", "pairs_per_s", "transporter_loss")
 
@@ -58,22 +58,12 @@ class TransporterPretrainConfig:
     """Steps between saves of the checkpoint (and at the end)."""
 
     def validate(self) -> TransporterPretrainConfig:
-        for name in (
-            "num_keypoints",
-            "steps",
-            "batch_size",
-            "max_gap",
-            "width",
-            "log_every",
-            "checkpoint_every",
-        ):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise RunError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        for name in ("learning_rate", "gaussian_std"):
-            if not getattr(self, name) > 0:
-                raise RunError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.max_grad_norm < 0 or self.seed < 0:
-            raise RunError("max_grad_norm and seed must be >= 0")
+        check_settings(
+            self,
+            positive=("num_keypoints", "steps", "batch_size", "max_gap", "width", "log_every",
+                      "checkpoint_every", "learning_rate", "gaussian_std"),
+            non_negative=("max_grad_norm", "seed"),
+        )  # fmt: skip
         return self
 
 
