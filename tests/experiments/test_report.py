@@ -67,7 +67,9 @@ def test_table_is_mean_and_std_over_seeds_with_the_best_in_bold(tmp_path, capsys
     assert "| atari:MsPacman | **1100.0 ± 100.0** | – | – |" not in markdown  # one method: no bold
     assert "| atari:MsPacman | 1100.0 ± 100.0 | – | – |" in markdown
     assert "IQM [95 % stratified-bootstrap interval]" in markdown
-    assert "| dmc:cartpole-swingup | – | 150.0 [100.0, 200.0] | **400.0 [300.0, 500.0]** |" in markdown
+    assert (
+        "| dmc:cartpole-swingup | – | 150.0 [100.0, 200.0] | **400.0 [300.0, 500.0]** |" in markdown
+    )
     for task in ("dmc-cartpole-swingup", "metaworld-reach", "atari-MsPacman"):
         assert (out / "images" / f"curve_{task}.png").stat().st_size > 1000
     assert "<details" in (out / "index.html").read_text()  # configs, collapsible
