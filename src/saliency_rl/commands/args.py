@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import os
 import textwrap
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -166,6 +167,53 @@ def add_run_options(
 # ---------------------------------------------------------------------- config dataclass options
 FIELD_DEFAULT = object()
 """``unset=FIELD_DEFAULT``: an option left out stores the dataclass field's default."""
+
+
+def add_pair_pretraining_options(
+    parser: argparse.ArgumentParser, *, checkpoint_every: int, extra: Any = None
+) -> None:
+    """The options of the pretrainings on Atari frame pairs (pretrain-attention,
+    pretrain-transporter): datasets, steps, batch, learning rate, pair gap, seed, cadence;
+    ``extra(parser)`` adds a command's own after --max-gap."""
+    parser.add_argument("dataset", nargs="+", help="dataset directories (1+ games)")
+    parser.add_argument("--steps", type=positive_int, default=10_000, help="steps (10000)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=32, help="frame pairs a step (32)"
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam lr (1e-3)")
+    parser.add_argument(
+        "--max-gap", type=positive_int, default=59, help="most steps between a pair's frames (59)"
+    )
+    if extra is not None:
+        extra(parser)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed (0)")
+    parser.add_argument(
+        "--log-every", type=positive_int, default=100, help="steps between log rows (100)"
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=checkpoint_every,
+        help=f"steps between saves ({checkpoint_every})",
+    )
+
+
+def run_pair_pretraining(pretrain: Any, config: Any, args: argparse.Namespace, tag: str) -> str:
+    """Run a pair pretraining (``pretrain_attention`` / ``pretrain_transporter``) with the
+    options of :func:`add_pair_pretraining_options`; returns its checkpoint directory,
+    ``--out`` or ``runs/<datasets>__<tag>__<seed>``."""
+    names = "+".join(os.path.basename(os.path.normpath(d)) for d in args.dataset)
+    out = args.out or os.path.join("runs", f"{names}__{tag}__{args.seed}")
+    pretrain(
+        args.dataset,
+        out,
+        args.steps,
+        config=config,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    return out
 
 
 def add_dataclass_options(
