@@ -146,6 +146,19 @@ def load_checkpoint(
     return config, _read_tensors(Path(directory) / WEIGHTS_FILE, device)
 
 
+def save_module_checkpoint(
+    module: nn.Module,
+    directory: str | Path,
+    provenance: dict[str, Any],
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a module that describes itself (``module.config()``: its ``model`` name and
+    ``kwargs``) with ``provenance`` (what it was trained on); read it back with
+    :func:`load_module_checkpoint`."""
+    config = {**module.config(), "provenance": provenance}
+    return save_checkpoint(directory, config, module.state_dict(), training_state)
+
+
 def load_module_checkpoint(
     directory: str | Path,
     model_name: str,

@@ -20,11 +20,25 @@ from saliency_rl.errors import SaliencyRLError
 
 EXIT_INTERRUPTED = 130
 COMMANDS = (
-    "collect", "annotate", "info", "envs", "train_saliency", "label",
-    "pretrain", "pretrain_attention", "pretrain_transporter", "features",
-    "train_sac", "train_bc", "train_a2c", "evaluate", "keypoints", "report", "sweep", "demo",
+    "collect", "annotate", "info", "envs", "train-saliency", "label",
+    "pretrain", "pretrain-attention", "pretrain-transporter", "features",
+    "train sac", "train bc", "train a2c", "train acktr",
+    "evaluate", "keypoints", "report", "sweep", "demo",
 )  # fmt: skip
-"""The ``saliency_rl.commands`` modules, in the order ``--help`` lists them: the pipeline's."""
+"""Every command, in the order ``--help`` lists them (the pipeline's). ``train sac`` lives in
+``saliency_rl.commands.train_sac``, ``pretrain-attention`` in ``commands.pretrain_attention``.
+
+A command module holds ``HELP`` (its line in ``--help``), ``DESCRIPTION``, ``add_options(parser)``
+and ``run(args)``, and may hold ``PARSER`` (more ``add_parser`` keywords). Its options are added
+when its parser is first used, so that ``saliency-rl --help`` imports none of them (some read
+config classes off modules that import torch).
+"""
+TRAIN_HELP = "train a policy: sac (pixels), bc (demos), a2c / acktr (Atari, attention)"
+
+
+def command_module(command: str) -> str:
+    """The module of a command: ``train sac`` -> ``saliency_rl.commands.train_sac``."""
+    return "saliency_rl.commands." + command.replace(" ", "_").replace("-", "_")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,15 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(parser=parser)  # `sweep` checks its grid's command lines with it
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     algorithms = None
-    for name in COMMANDS:
-        if name == "train_sac":  # `train` itself, before its first algorithm
+    for command in COMMANDS:
+        module = importlib.import_module(command_module(command))
+        group, _, name = command.rpartition(" ")
+        if group == "train" and algorithms is None:  # `train` itself, before its first algorithm
             train = commands.add_parser(
                 "train",
-                help="train a policy: sac (pixels), bc (demos), a2c / acktr (Atari, attention)",
+                help=TRAIN_HELP,
                 description="Train a policy; the algorithm is the first argument.",
             )
             algorithms = train.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
-        importlib.import_module(f"saliency_rl.commands.{name}").register(commands, algorithms)
+        subparsers = algorithms if group == "train" else commands
+        command_parser = subparsers.add_parser(
+            name,
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            **getattr(module, "PARSER", {}),
+        )
+        command_parser.add_options_later(module.add_options)
+        command_parser.set_defaults(handler=module.run)
     return parser
 
 
@@ -53,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "threads", None):  # --threads of add_run_options
+            import torch
+
+            torch.set_num_threads(args.threads)
         args.handler(args)
     except SaliencyRLError as error:
         print(f"saliency-rl: error: {error}", file=sys.stderr)

@@ -197,9 +197,7 @@ def resume_a2c(
             {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
         )
     trainer = _Trainer(run, saved["env"], config, torch_device, module, progress)
-    if resuming:
-        trainer.restore()
-    return trainer.run()
+    return trainer.run(restore=resuming)
 
 
 # ---------------------------------------------------------------------- the loop
@@ -363,7 +361,9 @@ class _Trainer:
             returns[i] = 0.0
             self.games += 1
 
-    def run(self) -> Path:
+    def run(self, restore: bool = False) -> Path:
+        if restore:  # resuming from the last checkpoint
+            self.restore()
         c = self.config
         total_updates = math.ceil(c.total_steps / c.steps_per_update)
         cadence = Cadence(

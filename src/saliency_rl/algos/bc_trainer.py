@@ -167,9 +167,7 @@ def resume_bc(
         saved["encoder_checkpoint"], saved["encoder_mode"], saved.get("predictor"), torch_device
     )
     trainer = _Trainer(run, dataset, frozen, torch_device, progress)
-    if run.has_checkpoint():
-        trainer.restore()
-    return trainer.run()
+    return trainer.run(restore=run.has_checkpoint())
 
 
 def _check_eval_seeds(dataset: Dataset, config: BCConfig) -> None:
@@ -294,7 +292,9 @@ class _Trainer:
         finally:
             self.net.train()
 
-    def run(self) -> Path:
+    def run(self, restore: bool = False) -> Path:
+        if restore:  # resuming from the last checkpoint
+            self.restore()
         c = self.config
         cadence = Cadence(
             c.steps, self.step, log_every=c.log_every, eval_every=c.eval_every,

@@ -174,9 +174,7 @@ def resume_sac(
     """
     run, _ = Run.resume(run_dir, ("sac",), SACConfig, changes, RESUMABLE_CHANGES)
     trainer = _Trainer(run, resolve_device(device), progress)
-    if run.has_checkpoint():
-        trainer.restore()
-    return trainer.run()
+    return trainer.run(restore=run.has_checkpoint())
 
 
 class _Trainer:
@@ -293,7 +291,9 @@ class _Trainer:
             batch = sample_nstep(self.replay, c.batch_size, c.nstep, c.discount, self.device)
             self.averages.add(self.agent.update(batch))
 
-    def run(self) -> Path:
+    def run(self, restore: bool = False) -> Path:
+        if restore:  # resuming from the last checkpoint
+            self.restore()
         c = self.config
         cadence = Cadence(
             c.total_steps, self.step, log_every=c.log_every, eval_every=c.eval_every,

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from saliency_rl.commands.args import non_negative_int, positive_int
+from saliency_rl.commands.args import given, non_negative_int, positive_int
 from saliency_rl.errors import SaliencyRLError
 
+HELP = "annotate frames of a dataset with clicks"
+DESCRIPTION = (
+    "Choose frames of a dataset and store click annotations: serve a web page "
+    "to click on (until Ctrl-C; every click is saved at once), or let the oracle click."
+)
 
-def cmd_annotate(args: argparse.Namespace) -> None:
+
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.data.dataset import Dataset
     from saliency_rl.saliency.annotations import annotate_with_oracle
 
@@ -20,10 +26,7 @@ def cmd_annotate(args: argparse.Namespace) -> None:
         done = serve_annotation(
             args.dataset,
             args.frames,
-            seed=args.seed,
-            host=args.host,
-            port=args.port,
-            annotator=args.annotator,
+            **given(args, "seed", "host", "port", "annotator"),
         )
         print(
             f"stopped: {done}/{args.frames} frames annotated; clicks in {args.dataset}/annotations"
@@ -50,35 +53,28 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     )
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    annotate = commands.add_parser(
-        "annotate",
-        help="annotate frames of a dataset with clicks",
-        description="Choose frames of a dataset and store click annotations: serve a web page "
-        "to click on (until Ctrl-C; every click is saved at once), or let the oracle click.",
-    )
-    annotate.add_argument("dataset", help="dataset directory")
-    annotate.add_argument(
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset directory")
+    parser.add_argument(
         "--oracle",
         action="store_true",
         help="click the simulator's salient points instead of a person; frames a person "
         "annotated are kept as they are",
     )
-    annotate.add_argument(
+    parser.add_argument(
         "--oracle-overwrite",
         action="store_true",
         help="with --oracle: replace a person's clicks on the selected frames with the "
         "oracle's (a person's work is lost)",
     )
-    annotate.add_argument("--frames", type=positive_int, default=10, help="frames to annotate (10)")
-    annotate.add_argument(
+    parser.add_argument("--frames", type=positive_int, default=10, help="frames to annotate (10)")
+    parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="seed of the frame choice (0)"
     )
-    annotate.add_argument(
+    parser.add_argument(
         "--port", type=non_negative_int, default=8765, help="web page port (8765; 0: any free one)"
     )
-    annotate.add_argument(
+    parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)"
     )
-    annotate.add_argument("--annotator", help="name stored with the clicks (your login name)")
-    annotate.set_defaults(handler=cmd_annotate)
+    parser.add_argument("--annotator", help="name stored with the clicks (your login name)")

@@ -17,6 +17,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from types import UnionType
 from typing import Any
 
+from saliency_rl.errors import SaliencyRLError
+
 EXIT_BAD_INPUT = 2
 
 Options = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -60,24 +62,36 @@ class Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------- value types
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def int_at_least(minimum: int, wanted: str) -> Callable[[str], int]:
+    """An option type: an integer >= ``minimum``; ``wanted`` names it in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+positive_int = int_at_least(1, "a positive integer")
+non_negative_int = int_at_least(0, ">= 0")
+
+
+def int_types(positive: Sequence[str], non_negative: Sequence[str]) -> dict[str, Callable]:
+    """``add_dataclass_options``' ``types`` for integer fields: positive or non-negative."""
+    return {
+        **dict.fromkeys(positive, positive_int),
+        **dict.fromkeys(non_negative, non_negative_int),
+    }
+
+
+def add_choice(parser: Options, flag: str, choices: Sequence[str], help: str) -> None:
+    """An option that takes one of ``choices``; the first is the default."""
+    parser.add_argument(flag, choices=tuple(choices), default=choices[0], help=help)
 
 
 # ---------------------------------------------------------------------- environment options
@@ -97,11 +111,11 @@ def add_env_options(parser: argparse.ArgumentParser) -> None:
         "--episode-length", type=positive_int, help="steps before truncation (the suite's limit)"
     )
     group.add_argument("--camera", help="camera name or index (each suite has a default)")
-    group.add_argument(
+    add_choice(
+        group,
         "--render-quality",
-        choices=("fast", "default"),
-        default="fast",
-        help="fast offscreen rendering (default) or the suite's own visual settings",
+        ("fast", "default"),
+        "fast offscreen rendering (default) or the suite's own visual settings",
     )
     group.add_argument(
         "--preset", help="named paper setting, e.g. dmc-100k, visarl-metaworld, atari"
@@ -122,6 +136,24 @@ def env_options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
+# ---------------------------------------------------------------------- handing options on
+def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """``{name: args.<name>}``: options handed on as the library keywords of the same name;
+    ``progress`` is ``not args.no_progress``."""
+    return {
+        name: not args.no_progress if name == "progress" else getattr(args, name) for name in names
+    }
+
+
+def run_to_resume(args: argparse.Namespace) -> str:
+    """The run directory ``--resume`` continues: ``--out``, or ``runs/<--name>``."""
+    if args.out:
+        return args.out
+    if args.name:
+        return os.path.join("runs", args.name)
+    raise SaliencyRLError("--resume needs the run: give --out RUN_DIR or --name NAME")
+
+
 # ---------------------------------------------------------------------- run options
 def add_run_options(
     parser: Options,
@@ -140,7 +172,8 @@ def add_run_options(
         out, name, resume: the help of ``--out``, ``--name`` and ``--resume`` (what the
             directory holds and its default differ by command); None leaves the option out.
         device: the default of ``--device`` (auto, cpu or cuda); None: no ``--device``.
-        threads: add ``--threads`` (torch's CPU threads).
+        threads: add ``--threads`` (torch's CPU threads; ``cli.main`` applies it before the
+            command runs).
         progress: add ``--no-progress``.
     """
     if out is not None:
@@ -170,48 +203,40 @@ FIELD_DEFAULT = object()
 
 
 def add_pair_pretraining_options(
-    parser: argparse.ArgumentParser, *, checkpoint_every: int, extra: Any = None
+    parser: argparse.ArgumentParser, config_cls: type, flags: Mapping[str, str] | None = None
 ) -> None:
-    """The options of the pretrainings on Atari frame pairs (pretrain-attention,
-    pretrain-transporter): datasets, steps, batch, learning rate, pair gap, seed, cadence;
-    ``extra(parser)`` adds a command's own after --max-gap."""
+    """The options of a pretraining on Atari frame pairs (pretrain-attention,
+    pretrain-transporter): the datasets, then every field of its config dataclass."""
     parser.add_argument("dataset", nargs="+", help="dataset directories (1+ games)")
-    parser.add_argument("--steps", type=positive_int, default=10_000, help="steps (10000)")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=32, help="frame pairs a step (32)"
-    )
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam lr (1e-3)")
-    parser.add_argument(
-        "--max-gap", type=positive_int, default=59, help="most steps between a pair's frames (59)"
-    )
-    if extra is not None:
-        extra(parser)
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed (0)")
-    parser.add_argument(
-        "--log-every", type=positive_int, default=100, help="steps between log rows (100)"
-    )
-    parser.add_argument(
-        "--checkpoint-every",
-        type=positive_int,
-        default=checkpoint_every,
-        help=f"steps between saves ({checkpoint_every})",
+    hints = typing.get_type_hints(config_cls)
+    add_dataclass_options(
+        parser,
+        config_cls,
+        flags={"learning_rate": "--lr", **(flags or {})},
+        types={
+            name: non_negative_int if name == "seed" else positive_int
+            for name, hint in hints.items()
+            if hint is int
+        },
+        unset=FIELD_DEFAULT,
     )
 
 
-def run_pair_pretraining(pretrain: Any, config: Any, args: argparse.Namespace, tag: str) -> str:
+def run_pair_pretraining(
+    pretrain: Any, config_cls: type, args: argparse.Namespace, tag: str
+) -> str:
     """Run a pair pretraining (``pretrain_attention`` / ``pretrain_transporter``) with the
     options of :func:`add_pair_pretraining_options`; returns its checkpoint directory,
     ``--out`` or ``runs/<datasets>__<tag>__<seed>``."""
     names = "+".join(os.path.basename(os.path.normpath(d)) for d in args.dataset)
     out = args.out or os.path.join("runs", f"{names}__{tag}__{args.seed}")
+    config = config_cls(**given(args, *(field.name for field in dataclasses.fields(config_cls))))
     pretrain(
         args.dataset,
         out,
         args.steps,
         config=config,
-        resume=args.resume,
-        device=args.device,
-        progress=not args.no_progress,
+        **given(args, "progress", "resume", "device"),
     )
     return out
 

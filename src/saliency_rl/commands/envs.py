@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+HELP = "list environments and presets"
+DESCRIPTION = "List every task spec and the named presets."
 
-def cmd_envs(args: argparse.Namespace) -> None:
+
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.envs import PRESETS, SUITES, task_names
 
     suites = [args.suite] if args.suite else [s for s in SUITES if s != "fake"]
@@ -18,13 +21,7 @@ def cmd_envs(args: argparse.Namespace) -> None:
             print(f"  {name:18s} {preset.description}")
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    envs = commands.add_parser(
-        "envs",
-        help="list environments and presets",
-        description="List every task spec and the named presets.",
-    )
-    envs.add_argument(
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "suite", nargs="?", choices=("dmc", "metaworld", "atari", "fake"), help="only this suite"
     )
-    envs.set_defaults(handler=cmd_envs)

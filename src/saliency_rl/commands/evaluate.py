@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import argparse
 
-from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
+from saliency_rl.commands.args import add_run_options, given, non_negative_int, positive_int
 
 # Listed here, not imported, so that `saliency-rl --help` does not load MuJoCo.
 DISTRACTORS = ("clean", "color_easy", "color_hard", "video_easy", "video_hard")
 
+HELP = "evaluate a finished run (sac, bc, a2c), clean or under visual distractors"
+DESCRIPTION = (
+    "Run a finished run's deterministic policy for N episodes on its own env "
+    "(rebuilt from config.json) and write RUN/eval_<distractor>.json (return mean and "
+    "std; Meta-World: success rate) and, with --video, MP4s under RUN/videos/ with the "
+    "policy's saliency map beside each frame. The distractors are saliency-rl's own "
+    "sets (colours drawn around the defaults; procedurally generated moving backgrounds "
+    "composited with MuJoCo's segmentation render), for dmc and metaworld runs: their "
+    "figures are NOT comparable with published DMControl Generalization Benchmark "
+    "numbers, which use real video clips."
+)
 
-def cmd_evaluate(args: argparse.Namespace) -> None:
+
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.evaluation import eval_file_name, evaluate_run
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     modes = [m for d in args.distractor for m in (DISTRACTORS if d == "all" else (d,))]
     for distractor in dict.fromkeys(modes):  # each once, in the order given
         result = evaluate_run(
             args.run,
-            episodes=args.episodes,
             distractor=distractor,
-            video=args.video,
-            seed=args.seed,
-            device=args.device,
-            progress=not args.no_progress,
-            episode_length=args.episode_length,
+            **given(args, "progress", "episodes", "video", "seed", "device", "episode_length"),
         )
         line = f"{distractor:<10} return {result['return_mean']:.1f} ± {result['return_std']:.1f}"
         if "success_rate" in result:
@@ -38,28 +41,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(line, flush=True)
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
+def add_options(parser: argparse.ArgumentParser) -> None:
     from saliency_rl.evaluation import EVAL_SEED
 
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="evaluate a finished run (sac, bc, a2c), clean or under visual distractors",
-        description="Run a finished run's deterministic policy for N episodes on its own env "
-        "(rebuilt from config.json) and write RUN/eval_<distractor>.json (return mean and "
-        "std; Meta-World: success rate) and, with --video, MP4s under RUN/videos/ with the "
-        "policy's saliency map beside each frame. The distractors are saliency-rl's own "
-        "sets (colours drawn around the defaults; procedurally generated moving backgrounds "
-        "composited with MuJoCo's segmentation render), for dmc and metaworld runs: their "
-        "figures are NOT comparable with published DMControl Generalization Benchmark "
-        "numbers, which use real video clips.",
-    )
-    evaluate.add_argument(
-        "run", help="run directory (made by `saliency-rl train sac|bc|a2c|acktr`)"
-    )
-    evaluate.add_argument(
+    parser.add_argument("run", help="run directory (made by `saliency-rl train sac|bc|a2c|acktr`)")
+    parser.add_argument(
         "--episodes", type=positive_int, default=10, help="episodes per distractor (10)"
     )
-    evaluate.add_argument(
+    parser.add_argument(
         "--distractor",
         nargs="+",
         choices=(*DISTRACTORS, "all"),
@@ -70,7 +59,7 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         "background behind; Meta-World: sky, floor, walls), video_hard (also the floor; "
         "Meta-World: the table), or all of them. Our own sets, not DMC-GB's",
     )
-    evaluate.add_argument(
+    parser.add_argument(
         "--video",
         type=non_negative_int,
         nargs="?",
@@ -79,18 +68,17 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         metavar="N",
         help="record the first N episodes (1 if N is left out) as MP4 under RUN/videos/",
     )
-    evaluate.add_argument(
+    parser.add_argument(
         "--seed",
         type=non_negative_int,
         default=EVAL_SEED,
         help=f"episode i is reset with SEED + i (default {EVAL_SEED}: the same episodes, "
         "colours and backgrounds for every run)",
     )
-    evaluate.add_argument(
+    parser.add_argument(
         "--episode-length",
         type=positive_int,
         help="cut episodes after N steps (default: the run's own length; recorded in the "
         "JSON); handy for long Atari games",
     )
-    add_run_options(evaluate, device="cpu", threads=True)
-    evaluate.set_defaults(handler=cmd_evaluate)
+    add_run_options(parser, device="cpu", threads=True)

@@ -6,8 +6,15 @@ import argparse
 
 from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
 
+HELP = "frozen-encoder features: roll out an env on them, or cache a dataset's"
+DESCRIPTION = (
+    "Load a pretrained MultiMAE as a frozen encoder and either roll out a random "
+    "policy in an environment on its features (--env) or compute every frame's features of a "
+    "dataset once, stored as a dataset field (--dataset)."
+)
 
-def cmd_features(args: argparse.Namespace) -> None:
+
+def run(args: argparse.Namespace) -> None:
     import json
 
     from saliency_rl.models.frozen_encoder import (
@@ -60,42 +67,30 @@ def cmd_features(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    features = commands.add_parser(
-        "features",
-        help="frozen-encoder features: roll out an env on them, or cache a dataset's",
-        description="Load a pretrained MultiMAE as a frozen encoder and either roll out a random "
-        "policy in an environment on its features (--env) or compute every frame's features of a "
-        "dataset once, stored as a dataset field (--dataset).",
-    )
-    features.add_argument(
-        "--encoder", required=True, help="pretraining run or checkpoint directory"
-    )
-    features.add_argument(
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--encoder", required=True, help="pretraining run or checkpoint directory")
+    parser.add_argument(
         "--mode",
         choices=("rgb", "rgb+saliency-pretrain-only", "rgb+saliency"),
         help="rgb (RGB-only pretraining), rgb+saliency-pretrain-only (RGB input to a model "
         "pretrained with saliency) or rgb+saliency (default: what the model was pretrained on)",
     )
-    features.add_argument(
+    parser.add_argument(
         "--predictor", help="saliency predictor checkpoint (mode rgb+saliency in an env)"
     )
-    target = features.add_mutually_exclusive_group(required=True)
+    target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--dataset", help="dataset whose frames to encode once")
     target.add_argument("--env", help="env spec to roll out a random policy in, on the features")
-    features.add_argument("--name", help="dataset field name (default: features_<run>_<mode>)")
-    features.add_argument("--overwrite", action="store_true", help="recompute an existing field")
-    features.add_argument(
+    parser.add_argument("--name", help="dataset field name (default: features_<run>_<mode>)")
+    parser.add_argument("--overwrite", action="store_true", help="recompute an existing field")
+    parser.add_argument(
         "--batch-size", type=positive_int, default=256, help="frames encoded at once (256)"
     )
-    features.add_argument(
-        "--episodes", type=positive_int, default=2, help="episodes to roll out (2)"
-    )
-    features.add_argument("--frame-stack", type=positive_int, help="frames per observation (1)")
-    features.add_argument("--action-repeat", type=positive_int, help="action repeat (1)")
-    features.add_argument(
+    parser.add_argument("--episodes", type=positive_int, default=2, help="episodes to roll out (2)")
+    parser.add_argument("--frame-stack", type=positive_int, help="frames per observation (1)")
+    parser.add_argument("--action-repeat", type=positive_int, help="action repeat (1)")
+    parser.add_argument(
         "--episode-length", type=positive_int, help="steps per episode (the suite's)"
     )
-    features.add_argument("--seed", type=non_negative_int, default=0, help="seed (0)")
-    add_run_options(features)
-    features.set_defaults(handler=cmd_features)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed (0)")
+    add_run_options(parser)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+HELP = "describe a dataset and find damaged files"
+DESCRIPTION = (
+    "Print a dataset's spec, size and fields, and check that every episode and "
+    "field file opens and matches meta.json (dtype, shape, length; the headers only, so it "
+    "is quick). Damaged or foreign files are named, with exit code 2."
+)
 
-def cmd_info(args: argparse.Namespace) -> None:
+
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.data.dataset import Dataset
     from saliency_rl.errors import DatasetError
     from saliency_rl.saliency.annotations import AnnotationStore
@@ -31,19 +38,11 @@ def cmd_info(args: argparse.Namespace) -> None:
         )
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    info = commands.add_parser(
-        "info",
-        help="describe a dataset and find damaged files",
-        description="Print a dataset's spec, size and fields, and check that every episode and "
-        "field file opens and matches meta.json (dtype, shape, length; the headers only, so it "
-        "is quick). Damaged or foreign files are named, with exit code 2.",
-    )
-    info.add_argument("dataset", help="dataset directory")
-    info.add_argument(
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset directory")
+    parser.add_argument(
         "--check",
         action="store_true",
         help="also read every file in full (slow: the whole dataset): finds damage inside a "
         "file and NaN or inf in float fields",
     )
-    info.set_defaults(handler=cmd_info)

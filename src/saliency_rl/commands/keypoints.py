@@ -7,8 +7,17 @@ import os
 
 from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
 
+HELP = "keypoints from an attention mask or a Transporter; precision/recall on the RAM"
+DESCRIPTION = (
+    "Take k keypoints per frame: the top-k peaks of the attention mask "
+    "(smoothed, 3x3 non-maximum suppression; any k, no retraining) or a Transporter's K "
+    "keypoints. Frames are played by a random policy in --env (MsPacman, Frostbite and "
+    "Berzerk have ground-truth object positions from the RAM: precision and recall are "
+    "printed) or read from --dataset. Writes OUT/keypoints.json and OUT/overlays/*.png."
+)
 
-def cmd_keypoints(args: argparse.Namespace) -> None:
+
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.devices import resolve_device
     from saliency_rl.envs.atari_vector import atari_game
     from saliency_rl.errors import EnvSpecError
@@ -57,16 +66,7 @@ def cmd_keypoints(args: argparse.Namespace) -> None:
     print(f"wrote {out}/keypoints.json and {out}/overlays/")
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "keypoints",
-        help="keypoints from an attention mask or a Transporter; precision/recall on the RAM",
-        description="Take k keypoints per frame: the top-k peaks of the attention mask "
-        "(smoothed, 3x3 non-maximum suppression; any k, no retraining) or a Transporter's K "
-        "keypoints. Frames are played by a random policy in --env (MsPacman, Frostbite and "
-        "Berzerk have ground-truth object positions from the RAM: precision and recall are "
-        "printed) or read from --dataset. Writes OUT/keypoints.json and OUT/overlays/*.png.",
-    )
+def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model",
         metavar="RUN_OR_CKPT",
@@ -99,4 +99,3 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
         device="cpu",
         progress=False,
     )
-    parser.set_defaults(handler=cmd_keypoints)

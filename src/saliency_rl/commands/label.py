@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import argparse
 
-from saliency_rl.commands.args import add_run_options, positive_int
+from saliency_rl.commands.args import add_run_options, given, positive_int
+
+HELP = "add a predicted saliency map to every frame of a dataset"
+DESCRIPTION = (
+    "Pseudo-label every frame with a trained predictor (train-saliency): adds the "
+    "`saliency` field, one file per episode, never touching the frames. Every episode is "
+    "checked to open first, and the labels appear (and meta.json declares them) only once "
+    "every episode has one, so a failure leaves the dataset as it was. Resumable: episodes "
+    "already labelled by the same predictor are skipped."
+)
 
 
-def cmd_label(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.saliency.label import label_dataset
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     summary = label_dataset(
         args.dataset,
         args.predictor,
-        batch_size=args.batch_size,
-        device=args.device,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
+        **given(args, "progress", "batch_size", "device", "overwrite"),
     )
     speed = summary["frames_per_second"]
     print(
@@ -30,25 +32,15 @@ def cmd_label(args: argparse.Namespace) -> None:
     )
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    label = commands.add_parser(
-        "label",
-        help="add a predicted saliency map to every frame of a dataset",
-        description="Pseudo-label every frame with a trained predictor (train-saliency): adds the "
-        "`saliency` field, one file per episode, never touching the frames. Every episode is "
-        "checked to open first, and the labels appear (and meta.json declares them) only once "
-        "every episode has one, so a failure leaves the dataset as it was. Resumable: episodes "
-        "already labelled by the same predictor are skipped.",
-    )
-    label.add_argument("dataset", help="dataset directory")
-    label.add_argument(
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset directory")
+    parser.add_argument(
         "--predictor", required=True, help="predictor checkpoint directory (train-saliency --out)"
     )
-    label.add_argument(
+    parser.add_argument(
         "--batch-size", type=positive_int, default=64, help="frames a forward pass (64)"
     )
-    label.add_argument(
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace labels written by another predictor"
     )
-    add_run_options(label, threads=True)
-    label.set_defaults(handler=cmd_label)
+    add_run_options(parser, threads=True)

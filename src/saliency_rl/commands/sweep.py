@@ -6,8 +6,17 @@ import argparse
 
 from saliency_rl.commands.args import add_run_options, positive_int
 
+HELP = "run a grid of (task x method x seed) runs locally or on a Ray cluster"
+DESCRIPTION = (
+    "Expand a grid file into runs, each a `saliency-rl train ...` command with "
+    "its log in RUN/sweep.log; run them in a local process pool (default: as many as the "
+    "cores allow) or on Ray (--ray ADDRESS, or --ray local). Restarting skips finished "
+    "runs and resumes unfinished ones; a failed run does not stop the others. Then "
+    "`saliency-rl report OUT` makes the tables. Shipped grids: --list."
+)
 
-def cmd_sweep(args: argparse.Namespace) -> None:
+
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.experiments.sweep import load_grid, run_sweep, shipped_grids
 
     if args.list or args.grid is None:
@@ -43,31 +52,21 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         )
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    sweep = commands.add_parser(
-        "sweep",
-        help="run a grid of (task x method x seed) runs locally or on a Ray cluster",
-        description="Expand a grid file into runs, each a `saliency-rl train ...` command with "
-        "its log in RUN/sweep.log; run them in a local process pool (default: as many as the "
-        "cores allow) or on Ray (--ray ADDRESS, or --ray local). Restarting skips finished "
-        "runs and resumes unfinished ones; a failed run does not stop the others. Then "
-        "`saliency-rl report OUT` makes the tables. Shipped grids: --list.",
-    )
-    sweep.add_argument(
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "grid", nargs="?", help="grid YAML file, or the name of a shipped grid (e.g. tiny)"
     )
-    sweep.add_argument(
+    parser.add_argument(
         "--workers", type=positive_int, help="runs at once (default: cores / num_cpus per run)"
     )
-    sweep.add_argument(
+    parser.add_argument(
         "--ray",
         metavar="ADDRESS",
         help="run on Ray: a cluster address (e.g. auto, ray://host:10001) or 'local' to start "
         "a local instance; each run asks for the grid's num_cpus / num_gpus",
     )
-    sweep.add_argument("--dry-run", action="store_true", help="print the commands and stop")
-    sweep.add_argument("--list", action="store_true", help="list the shipped grids and stop")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands and stop")
+    parser.add_argument("--list", action="store_true", help="list the shipped grids and stop")
     add_run_options(
-        sweep, out="sweep directory (default: runs/sweep_<grid name>)", device=None, progress=False
+        parser, out="sweep directory (default: runs/sweep_<grid name>)", device=None, progress=False
     )
-    sweep.set_defaults(handler=cmd_sweep)

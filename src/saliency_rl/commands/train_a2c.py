@@ -8,14 +8,14 @@ Both share every option; ACKTR adds the K-FAC ones. Unset options take the prese
 from __future__ import annotations
 
 import argparse
-import os
 
 from saliency_rl.commands.args import (
     Options,
     add_dataclass_options,
     add_run_options,
-    non_negative_int,
-    positive_int,
+    given,
+    int_types,
+    run_to_resume,
 )
 
 # A2CConfig fields that are options, in --help's order: both algorithms' ...
@@ -37,10 +37,7 @@ POSITIVE = (
     "eval_max_steps", "checkpoint_every", "log_every",
 )  # fmt: skip
 NON_NEGATIVE = ("seed", "eval_every", "eval_episodes")
-INT_TYPES = {
-    **dict.fromkeys(POSITIVE, positive_int),
-    **dict.fromkeys(NON_NEGATIVE, non_negative_int),
-}
+INT_TYPES = int_types(POSITIVE, NON_NEGATIVE)
 HELPS = {
     "attention": "none: plain CNN; joint: trained online with the agent; top-down: trained by "
     "the RL loss only; frozen / universal / transfer: a fixed pretrained module "
@@ -49,27 +46,33 @@ HELPS = {
 }
 """Help in the command's words, where A2CConfig's docstrings point at module constants."""
 
+HELP = "A2C on an Atari game, with an attention mask on the CNN features"
+DESCRIPTION = (
+    "A2C (16 envs x 5 steps, RMSprop) on an Atari game; --attention multiplies "
+    "the CNN's last 7x7 feature maps by a self-supervised attention mask (Wu, Khetarpal, "
+    "Precup, AAAI 2021). Writes runs/<name>/: config.json, metrics.csv, checkpoints/, "
+    "eval.json. Unset options take preset wu2021's values."
+)
 
-def cmd_train(args: argparse.Namespace) -> None:
-    import torch
 
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.algos.a2c import a2c_config
     from saliency_rl.algos.a2c_trainer import resume_a2c, train_a2c
     from saliency_rl.errors import SaliencyRLError
 
     algo = args.algorithm
-    if args.threads:
-        torch.set_num_threads(args.threads)
     fields = ("attention", *TRAINING_FIELDS, *SCHEDULE_FIELDS)
     fields += ACKTR_FIELDS if algo == "acktr" else ()
     settings = {name: getattr(args, name) for name in fields}  # None: the preset's
     progress = not args.no_progress
     if args.resume:
-        run_dir = args.out or (os.path.join("runs", args.name) if args.name else None)
-        if run_dir is None:
-            raise SaliencyRLError("--resume needs the run: give --out RUN_DIR or --name NAME")
         run_dir = resume_a2c(
-            run_dir, device=args.device, progress=progress, env_spec=args.env, algo=algo, **settings
+            run_to_resume(args),
+            device=args.device,
+            progress=progress,
+            env_spec=args.env,
+            algo=algo,
+            **settings,
         )
     else:
         if args.env is None:
@@ -84,17 +87,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         run_dir = train_a2c(
             args.env,
             config,
-            attention_checkpoint=args.attention_checkpoint,
-            out=args.out,
-            name=args.name,
-            device=args.device,
             preset=preset,
             progress=progress,
+            **given(args, "attention_checkpoint", "out", "name", "device"),
         )
     print(f"run {run_dir}")
 
 
-def _add_options(parser: argparse.ArgumentParser, algo: str) -> None:
+def add_algorithm_options(parser: argparse.ArgumentParser, algo: str) -> None:
+    """train a2c's and train acktr's options (acktr adds the K-FAC ones)."""
     from saliency_rl.algos.a2c import A2C_PRESETS, ATTENTION_MODES, PRESET_OF_ALGO, A2CConfig
     from saliency_rl.envs.atari_vector import VECTOR_BACKENDS
 
@@ -131,26 +132,5 @@ def _add_options(parser: argparse.ArgumentParser, algo: str) -> None:
     )
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    a2c = train.add_parser(
-        "a2c",
-        help="A2C on an Atari game, with an attention mask on the CNN features",
-        description="A2C (16 envs x 5 steps, RMSprop) on an Atari game; --attention multiplies "
-        "the CNN's last 7x7 feature maps by a self-supervised attention mask (Wu, Khetarpal, "
-        "Precup, AAAI 2021). Writes runs/<name>/: config.json, metrics.csv, checkpoints/, "
-        "eval.json. Unset options take preset wu2021's values.",
-    )
-    a2c.add_options_later(lambda parser: _add_options(parser, "a2c"))  # A2CConfig: torch
-    acktr = train.add_parser(
-        "acktr",
-        help="ACKTR (K-FAC natural gradient) on an Atari game, with an attention mask",
-        description="ACKTR (Wu et al. 2017: 32 envs x 20 steps, K-FAC lr 0.25, KL clip 0.001, "
-        "damping 0.01) on an Atari game, with the same --attention modes as train a2c; the "
-        "attention module itself is stepped by RMSprop (--attention-lr). Writes the same run "
-        "directory as train a2c (config.json algo 'acktr'; metrics.csv adds kl_scale and "
-        "kfac_skipped, the count of steps skipped on a failed eigen-decomposition). Unset "
-        "options take preset acktr's values.",
-    )
-    acktr.add_options_later(lambda parser: _add_options(parser, "acktr"))
-    for parser in (a2c, acktr):
-        parser.set_defaults(handler=cmd_train)
+def add_options(parser: argparse.ArgumentParser) -> None:
+    add_algorithm_options(parser, "a2c")

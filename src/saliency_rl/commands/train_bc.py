@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Sequence
 
 from saliency_rl.commands.args import (
     add_dataclass_options,
     add_run_options,
-    non_negative_int,
-    positive_int,
+    given,
+    int_types,
+    run_to_resume,
 )
 from saliency_rl.errors import SaliencyRLError
 
@@ -32,10 +32,7 @@ HELPS = {
 """Help in the command's words, where BCConfig's docstring points at the module's."""
 POSITIVE = ("chunk", "history", "lstm_hidden", "head_hidden", "steps", "batch_size")
 NON_NEGATIVE = ("seed", "log_every", "checkpoint_every", "eval_every", "eval_episodes")
-INT_TYPES = {
-    **dict.fromkeys(POSITIVE, positive_int),
-    **dict.fromkeys(NON_NEGATIVE, non_negative_int),
-}
+INT_TYPES = int_types(POSITIVE, NON_NEGATIVE)
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -48,22 +45,26 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def cmd_train_bc(args: argparse.Namespace) -> None:
-    import torch
+HELP = "behaviour cloning from demonstrations on frozen MultiMAE features (LSTM policy)"
+DESCRIPTION = (
+    "Behaviour cloning as in ViSaRL's real-robot experiment: frozen MultiMAE "
+    "features of each frame (+ proprio) -> MLP 256-256 -> LSTM 256 over a history window "
+    "-> MLP predicting the next H actions, MSE to the demonstrations' actions. Features are "
+    "computed once per dataset. The final policy is evaluated closed-loop on new object and "
+    "goal positions. Writes runs/<name>/: config.json, metrics.csv, checkpoints/, eval.json. "
+    "Unset options take the preset's values."
+)
 
+
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.algos.bc import preset_config
     from saliency_rl.algos.bc_trainer import resume_bc, train_bc
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     settings = {name: getattr(args, name) for name in SETTINGS}
     settings["use_proprio"] = False if args.no_proprio else None
     progress = not args.no_progress
     if args.resume:
-        run_dir = args.out or (os.path.join("runs", args.name) if args.name else None)
-        if run_dir is None:
-            raise SaliencyRLError("--resume needs the run: give --out RUN_DIR or --name NAME")
-        run_dir = resume_bc(run_dir, device=args.device, progress=progress, **settings)
+        run_dir = resume_bc(run_to_resume(args), device=args.device, progress=progress, **settings)
     else:
         missing = [f"--{n}" for n in ("dataset", "encoder") if getattr(args, n) is None]
         if missing:
@@ -75,14 +76,9 @@ def cmd_train_bc(args: argparse.Namespace) -> None:
             args.dataset,
             args.encoder,
             preset_config(args.preset, **settings),
-            mode=args.mode,
-            predictor=args.predictor,
-            out=args.out,
-            name=args.name,
-            device=args.device,
-            preset=args.preset,
             eval_distractors=tuple(args.eval_distractor or ()),
             progress=progress,
+            **given(args, "mode", "predictor", "out", "name", "device", "preset"),
         )
     result = json.loads((run_dir / "eval.json").read_text())
     final = result.get("final")
@@ -95,22 +91,7 @@ def cmd_train_bc(args: argparse.Namespace) -> None:
     print(text)
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    bc = train.add_parser(
-        "bc",
-        help="behaviour cloning from demonstrations on frozen MultiMAE features (LSTM policy)",
-        description="Behaviour cloning as in ViSaRL's real-robot experiment: frozen MultiMAE "
-        "features of each frame (+ proprio) -> MLP 256-256 -> LSTM 256 over a history window "
-        "-> MLP predicting the next H actions, MSE to the demonstrations' actions. Features are "
-        "computed once per dataset. The final policy is evaluated closed-loop on new object and "
-        "goal positions. Writes runs/<name>/: config.json, metrics.csv, checkpoints/, eval.json. "
-        "Unset options take the preset's values.",
-    )
-    bc.add_options_later(_add_options)  # BCConfig's module imports torch
-    bc.set_defaults(handler=cmd_train_bc)
-
-
-def _add_options(bc: argparse.ArgumentParser) -> None:
+def add_options(parser: argparse.ArgumentParser) -> None:
     from saliency_rl.algos.bc import EXECUTIONS, PRESETS, BCConfig, preset_config
     from saliency_rl.models.frozen_encoder import ENCODER_MODES
 
@@ -118,7 +99,7 @@ def _add_options(bc: argparse.ArgumentParser) -> None:
 
     def config_options(*fields: str, **choices: Sequence[str]) -> None:
         add_dataclass_options(
-            bc,
+            parser,
             BCConfig,
             fields=fields,
             flags={"learning_rate": "--lr"},
@@ -128,30 +109,30 @@ def _add_options(bc: argparse.ArgumentParser) -> None:
             shown={"visarl-bc": default},
         )
 
-    bc.add_argument(
+    parser.add_argument(
         "--dataset", help="demonstrations: a dataset with actions (collect --policy expert)"
     )
-    bc.add_argument(
+    parser.add_argument(
         "--encoder", help="MultiMAE pretraining run or checkpoint (saliency-rl pretrain)"
     )
-    bc.add_argument(
+    parser.add_argument(
         "--mode",
         choices=tuple(ENCODER_MODES),
         help="encoder mode: rgb (RGB-only pretraining), rgb+saliency-pretrain-only, "
         "rgb+saliency (default: what the encoder was pretrained on)",
     )
-    bc.add_argument(
+    parser.add_argument(
         "--predictor",
         help="saliency predictor checkpoint for rgb+saliency (default: the one that labelled "
         "the dataset)",
     )
-    bc.add_argument(
+    parser.add_argument(
         "--preset",
         default="visarl-bc",
         help=f"hyperparameter preset: {', '.join(PRESETS)} (default: %(default)s)",
     )
     config_options(*POLICY_FIELDS, execution=EXECUTIONS)
-    bc.add_argument(
+    parser.add_argument(
         "--mlp-hidden",
         type=_widths,
         help="input MLP widths, comma-separated (default: "
@@ -159,16 +140,16 @@ def _add_options(bc: argparse.ArgumentParser) -> None:
         + ")",
     )
     config_options(*NETWORK_FIELDS)
-    bc.add_argument("--no-proprio", action="store_true", help="visual features only")
+    parser.add_argument("--no-proprio", action="store_true", help="visual features only")
     config_options(*TRAINING_FIELDS)
-    bc.add_argument(
+    parser.add_argument(
         "--eval-distractor",
         action="append",
         choices=DISTRACTORS,
         help="also evaluate the final policy under this distractor (our own sets; repeatable)",
     )
     add_run_options(
-        bc,
+        parser,
         out="run directory (default: runs/<name>)",
         name="run name (default: <env>__bc-multimae-<mode>__<seed>__<time>)",
         resume="continue the run in --out (or runs/<name>) from its checkpoint",

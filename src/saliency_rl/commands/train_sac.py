@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from saliency_rl.commands.args import (
@@ -11,8 +10,9 @@ from saliency_rl.commands.args import (
     add_env_options,
     add_run_options,
     env_options,
-    non_negative_int,
-    positive_int,
+    given,
+    int_types,
+    run_to_resume,
 )
 from saliency_rl.errors import SaliencyRLError
 
@@ -44,29 +44,29 @@ HELPS = {
     "rgb+saliency. Maps come from --predictor, once per env step",
 }
 """Help in the command's words, where SACConfig's docstrings speak of fields."""
-INT_TYPES = {
-    **dict.fromkeys(POSITIVE, positive_int),
-    **dict.fromkeys(NON_NEGATIVE, non_negative_int),
-}
+INT_TYPES = int_types(POSITIVE, NON_NEGATIVE)
+
+HELP = "SAC from pixels: ViSaRL's CNN with saliency, frozen MultiMAE, RAD, DrQ, CURL"
+DESCRIPTION = (
+    "SAC from pixels (DrQ-v2-style: the encoder is trained by the critic, the "
+    "actor sees detached features, Polyak-averaged target Q networks, learned "
+    "temperature). Writes runs/<name>/: config.json, metrics.csv, tb/ (TensorBoard), "
+    "checkpoints/latest/, eval.json. Unset options take the --preset's values. "
+    "step = agent steps; frames = step x action repeat."
+)
+PARSER = {"conflict_handler": "resolve"}  # our --preset replaces the env options' --preset
 
 
-def cmd_train_sac(args: argparse.Namespace) -> None:
-    import torch
-
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.algos.sac import sac_config
     from saliency_rl.algos.sac_trainer import resume_sac, train_sac
     from saliency_rl.allocator import keep_freed_memory
 
     keep_freed_memory()  # this process owns the allocator: reuse freed activations
-    if args.threads:
-        torch.set_num_threads(args.threads)
     settings = {name: getattr(args, name) for name in SETTINGS}
     progress = not args.no_progress
     if args.resume:
-        run_dir = args.out or (os.path.join("runs", args.name) if args.name else None)
-        if run_dir is None:
-            raise SaliencyRLError("--resume needs the run: give --out RUN_DIR or --name NAME")
-        run_dir = resume_sac(run_dir, device=args.device, progress=progress, **settings)
+        run_dir = resume_sac(run_to_resume(args), device=args.device, progress=progress, **settings)
     else:
         if args.env is None:
             raise SaliencyRLError(
@@ -82,34 +82,14 @@ def cmd_train_sac(args: argparse.Namespace) -> None:
             args.env,
             sac_config(args.preset, **settings),
             env_options=options,
-            predictor=args.predictor,
-            encoder_checkpoint=args.encoder_checkpoint,
-            out=args.out,
-            name=args.name,
-            device=args.device,
-            preset=args.preset,
             progress=progress,
-            wandb=args.wandb,
+            **given(args, "predictor", "encoder_checkpoint", "out", "name", "device", "preset"),
+            **given(args, "wandb"),
         )
     print(f"run {run_dir}")
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    sac = train.add_parser(
-        "sac",
-        help="SAC from pixels: ViSaRL's CNN with saliency, frozen MultiMAE, RAD, DrQ, CURL",
-        description="SAC from pixels (DrQ-v2-style: the encoder is trained by the critic, the "
-        "actor sees detached features, Polyak-averaged target Q networks, learned "
-        "temperature). Writes runs/<name>/: config.json, metrics.csv, tb/ (TensorBoard), "
-        "checkpoints/latest/, eval.json. Unset options take the --preset's values. "
-        "step = agent steps; frames = step x action repeat.",
-        conflict_handler="resolve",  # our --preset replaces the env options' --preset
-    )
-    sac.add_options_later(_add_options)  # SACConfig's module imports torch
-    sac.set_defaults(handler=cmd_train_sac)
-
-
-def _add_options(sac: argparse.ArgumentParser) -> None:
+def add_options(parser: argparse.ArgumentParser) -> None:
     from saliency_rl.algos.sac import AUX_LOSSES, ENCODERS, SAC_PRESETS, SACConfig
     from saliency_rl.models.frozen_encoder import ENCODER_MODES
     from saliency_rl.models.pixel_cnn import SALIENCY_MODES
@@ -117,7 +97,7 @@ def _add_options(sac: argparse.ArgumentParser) -> None:
 
     def config_options(*fields: str, **choices: Sequence[str]) -> None:
         add_dataclass_options(
-            sac,
+            parser,
             SACConfig,
             fields=fields,
             types=INT_TYPES,
@@ -126,23 +106,23 @@ def _add_options(sac: argparse.ArgumentParser) -> None:
             shown=SAC_PRESETS,
         )
 
-    add_env_options(sac)  # first: the --preset below then replaces the env preset's
-    sac.add_argument("--env", help="task spec: dmc:<domain>-<task>, metaworld:<task>")
+    add_env_options(parser)  # first: the --preset below then replaces the env preset's
+    parser.add_argument("--env", help="task spec: dmc:<domain>-<task>, metaworld:<task>")
     config_options(
         "encoder",
         "saliency_mode",
         encoder=ENCODERS,
         saliency_mode=sorted(set(SALIENCY_MODES) | set(ENCODER_MODES)),
     )
-    sac.add_argument(
+    parser.add_argument(
         "--predictor", help="saliency predictor checkpoint (saliency-rl train-saliency)"
     )
-    sac.add_argument(
+    parser.add_argument(
         "--encoder-checkpoint",
         help="MultiMAE checkpoint or pretraining run (saliency-rl pretrain), for --encoder multimae",
     )
     config_options("aux", aux=AUX_LOSSES)
-    sac.add_argument(
+    parser.add_argument(
         "--preset",
         choices=tuple(SAC_PRESETS),
         default="visarl",
@@ -151,20 +131,20 @@ def _add_options(sac: argparse.ArgumentParser) -> None:
         "dmc-100k) or drq (DrQ on the DMC 100k benchmark: 4-layer CNN, batch 512, K = M = 2; "
         "env preset dmc-100k)",
     )
-    sac.add_argument(
+    parser.add_argument(
         "--env-preset",
         help="env preset instead of the one --preset implies (none: make_env's defaults)",
     )
     config_options(*TRAINING_FIELDS, precision=PRECISIONS)
     config_options(*SCHEDULE_FIELDS)
     add_run_options(
-        sac,
+        parser,
         out="run directory (default: runs/<name>)",
         name="run name (default: <env>__<method>__<seed>__<time>)",
         resume="continue the run in --out (or runs/<name>) from its checkpoint; only "
         "--total-steps, --eval-*, --checkpoint-every, --log-every may change",
         threads=True,
     )
-    sac.add_argument(
+    parser.add_argument(
         "--wandb", action="store_true", help="also log to Weights & Biases (needs wandb)"
     )

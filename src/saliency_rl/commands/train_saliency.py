@@ -5,32 +5,44 @@ from __future__ import annotations
 import argparse
 import os
 
-from saliency_rl.commands.args import add_run_options, non_negative_int, positive_int
+from saliency_rl.commands.args import (
+    add_choice,
+    add_run_options,
+    given,
+    non_negative_int,
+    positive_int,
+)
 from saliency_rl.errors import SaliencyRLError
 
+HELP = "fit a saliency predictor on a dataset's annotated frames"
+DESCRIPTION = (
+    "Train a saliency predictor (small U-Net or PiCANet-style) on the annotated "
+    "frames of a dataset, holding some out; writes a checkpoint (config.json, "
+    "model.safetensors), report.json (max F-beta, MAE on the held-out frames) and preview.png."
+)
 
-def cmd_train_saliency(args: argparse.Namespace) -> None:
+
+def run(args: argparse.Namespace) -> None:
     from saliency_rl.saliency.fit import fit_predictor
 
     if not 0 <= args.holdout < 1:
         raise SaliencyRLError(f"--holdout must be in [0, 1), got {args.holdout}")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     out = args.out or os.path.join(args.dataset, "predictors", args.model)
     report = fit_predictor(
         args.dataset,
         out,
-        model=args.model,
-        size=args.size,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        holdout=args.holdout,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.no_progress,
+        **given(
+            args,
+            "progress",
+            "model",
+            "size",
+            "steps",
+            "batch_size",
+            "lr",
+            "holdout",
+            "seed",
+            "device",
+        ),
     )
     held = report["holdout_metrics"]
     print(
@@ -47,24 +59,15 @@ def cmd_train_saliency(args: argparse.Namespace) -> None:
     print(f"report {os.path.join(out, 'report.json')}  preview {os.path.join(out, 'preview.png')}")
 
 
-def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "train-saliency",
-        help="fit a saliency predictor on a dataset's annotated frames",
-        description="Train a saliency predictor (small U-Net or PiCANet-style) on the annotated "
-        "frames of a dataset, holding some out; writes a checkpoint (config.json, "
-        "model.safetensors), report.json (max F-beta, MAE on the held-out frames) and preview.png.",
-    )
+def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset directory with annotations")
-    parser.add_argument(
+    add_choice(
+        parser,
         "--model",
-        choices=("unet", "picanet"),
-        default="unet",
-        help="unet: small U-Net, fast (default); picanet: PiCANet-style with attention",
+        ("unet", "picanet"),
+        "unet: small U-Net, fast (default); picanet: PiCANet-style with attention",
     )
-    parser.add_argument(
-        "--size", choices=("small", "tiny"), default="small", help="network size (small)"
-    )
+    add_choice(parser, "--size", ("small", "tiny"), "network size (small)")
     parser.add_argument(
         "--steps", type=positive_int, help="optimiser steps (unet 1500, picanet 1000)"
     )
@@ -82,4 +85,3 @@ def register(commands: argparse._SubParsersAction, train: argparse._SubParsersAc
     add_run_options(
         parser, out="checkpoint directory (default: DATASET/predictors/<model>)", threads=True
     )
-    parser.set_defaults(handler=cmd_train_saliency)

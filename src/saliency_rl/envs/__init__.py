@@ -17,7 +17,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 from saliency_rl.envs.presets import PRESETS, preset_options
-from saliency_rl.envs.spec import SUITES, EnvSpec, parse_spec
+from saliency_rl.envs.spec import SUITES, EnvSpec, FrameOptions, parse_spec
 from saliency_rl.envs.wrappers import FrameStack
 from saliency_rl.errors import EnvSpecError
 
@@ -139,16 +139,11 @@ def make_env(
     if options["episode_length"] is not None and options["episode_length"] < 1:
         raise EnvSpecError(f"episode_length must be >= 1, got {options['episode_length']!r}")
 
-    env = _suite_module(parsed.suite).make(
-        parsed.name,
-        image_size=image_size,
-        action_repeat=action_repeat,
-        episode_length=options["episode_length"],
-        seed=seed,
-        camera=options["camera"],
-        render_quality=render_quality,
-        **suite_options,
-    )
+    frames = FrameOptions(
+        image_size, action_repeat, options["episode_length"], seed, options["camera"],
+        render_quality,
+    )  # fmt: skip
+    env = _suite_module(parsed.suite).make(parsed.name, frames, **suite_options)
     if distractor is not None:
         from saliency_rl.envs.distractors import DistractorWrapper
 

@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 from ale_py import Action, ALEInterface, LoggerMode, roms
 
-from saliency_rl.envs.spec import unknown_task
+from saliency_rl.envs.spec import FrameOptions, unknown_task
 from saliency_rl.errors import EnvSpecError
 
 ALEInterface.setLoggerMode(LoggerMode.Error)  # silence the banner printed per emulator
@@ -208,13 +208,8 @@ class AtariPixelEnv(gym.Env):
 
 def make(
     name: str,
+    frames: FrameOptions,
     *,
-    image_size: int,
-    action_repeat: int,
-    episode_length: int | None,
-    seed: int | None,
-    camera: str | int | None,
-    render_quality: str,
     episodic_life: bool = True,
     clip_rewards: bool = True,
     grayscale: bool = True,
@@ -225,7 +220,8 @@ def make(
 ) -> AtariPixelEnv:
     """Build ``atari:<name>``; ``name`` as in :func:`task_names` (case and ``_`` ignored).
 
-    ``render_quality`` is ignored: the emulator draws one way. ``camera`` must be None.
+    ``frames.render_quality`` is ignored: the emulator draws one way; ``frames.camera`` must
+    be None.
     Turn ``episodic_life`` and ``clip_rewards`` off to evaluate (preset ``atari-eval``).
     ``episode_length`` counts steps since the game started (default: ALE's 108,000 frames).
 
@@ -235,8 +231,10 @@ def make(
     game = _BY_KEY.get(_key(name))
     if game is None:
         raise unknown_task("atari", name, task_names())
-    if camera is not None:
-        raise EnvSpecError(f"Atari games have no cameras; got camera={camera!r}, leave it unset")
+    if frames.camera is not None:
+        raise EnvSpecError(
+            f"Atari games have no cameras; got camera={frames.camera!r}, leave it unset"
+        )
     for option, value, low in (("noop_max", noop_max, 0), ("frame_skip", frame_skip, 1)):
         if not isinstance(value, int) or value < low:
             raise EnvSpecError(f"{option} must be an integer >= {low}, got {value!r}")
@@ -244,10 +242,10 @@ def make(
         raise EnvSpecError(f"sticky_actions must be in [0, 1], got {sticky_actions!r}")
     return AtariPixelEnv(
         game,
-        image_size=image_size,
-        action_repeat=action_repeat,
-        episode_length=episode_length,
-        seed=seed,
+        image_size=frames.image_size,
+        action_repeat=frames.action_repeat,
+        episode_length=frames.episode_length,
+        seed=frames.seed,
         episodic_life=episodic_life,
         clip_rewards=clip_rewards,
         grayscale=grayscale,

@@ -28,7 +28,7 @@ import numpy as np
 from dm_control import suite
 
 from saliency_rl.envs.mujoco_render import MujocoFrameRenderer, camera_id, project_points
-from saliency_rl.envs.spec import unknown_task
+from saliency_rl.envs.spec import FrameOptions, unknown_task
 from saliency_rl.errors import EnvSpecError
 
 SALIENT_GEOMS: dict[str, tuple[tuple[str, str, float], ...]] = {
@@ -58,37 +58,19 @@ def task_names() -> list[str]:
     return [f"{domain}-{task}" for domain, task in suite.ALL_TASKS]
 
 
-def make(
-    name: str,
-    *,
-    image_size: int = 64,
-    action_repeat: int = 1,
-    episode_length: int | None = None,
-    seed: int | None = None,
-    camera: str | int | None = None,
-    render_quality: str = "fast",
-    **options: Any,
-) -> gym.Env:
-    """Build ``DMCEnv`` for ``domain-task`` (arguments as in ``make_env``).
+def make(name: str, frames: FrameOptions | None = None, **options: Any) -> gym.Env:
+    """Build ``DMCEnv`` for ``domain-task``; dmc takes no ``options``.
 
     Raises:
         EnvSpecError: an unknown task, camera or render quality, or an option dmc lacks.
     """
+    frames = frames or FrameOptions()
     if name not in task_names():
         raise unknown_task("dmc", name, task_names())
     if options:
         raise EnvSpecError(f"dmc takes no option {', '.join(map(repr, options))}")
     domain, task = name.split("-", 1)
-    return DMCEnv(
-        domain,
-        task,
-        image_size=image_size,
-        action_repeat=action_repeat,
-        episode_length=episode_length,
-        seed=seed,
-        camera=camera,
-        render_quality=render_quality,
-    )
+    return DMCEnv(domain, task, frames)
 
 
 class DMCEnv(gym.Env):
@@ -112,29 +94,26 @@ class DMCEnv(gym.Env):
         self,
         domain: str,
         task: str,
-        *,
-        image_size: int,
-        action_repeat: int,
-        episode_length: int | None,
-        seed: int | None,
-        camera: str | int | None,
-        render_quality: str,
+        frames: FrameOptions,
     ) -> None:
-        task_kwargs: dict[str, Any] = {"random": seed}
+        episode_length = frames.episode_length  # the suite's limit when None
+        task_kwargs: dict[str, Any] = {"random": frames.seed}
         if episode_length is not None:
             # We count steps ourselves; the suite's limit may be shorter than the one asked for.
             task_kwargs["time_limit"] = float("inf")
         self._env = suite.load(domain, task, task_kwargs=task_kwargs)
         if episode_length is None and np.isfinite(self._env._step_limit):  # in control steps
-            episode_length = -(-int(self._env._step_limit) // action_repeat)
+            episode_length = -(-int(self._env._step_limit) // frames.action_repeat)
         self.physics = self._env.physics
         model, data = self.physics.model.ptr, self.physics.data.ptr
-        self.camera = camera_id(model, DEFAULT_CAMERAS.get(domain, 0) if camera is None else camera)
-        self.action_repeat, self.episode_length = action_repeat, episode_length
+        self.camera = camera_id(
+            model, DEFAULT_CAMERAS.get(domain, 0) if frames.camera is None else frames.camera
+        )
+        self.action_repeat, self.episode_length = frames.action_repeat, episode_length
         self.render_mode = "rgb_array"
-        fps = 1 / (self._env.control_timestep() * action_repeat)
+        fps = 1 / (self._env.control_timestep() * frames.action_repeat)
         self.metadata = {**self.metadata, "render_fps": fps}  # videos play in real time
-        self.image_size = image_size
+        self.image_size = frames.image_size
 
         spec = self._env.action_spec()
         low = np.broadcast_to(spec.minimum, spec.shape).astype(np.float32)
@@ -143,19 +122,21 @@ class DMCEnv(gym.Env):
         proprio_size = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
         self.observation_space = gym.spaces.Dict(
             {
-                "rgb": gym.spaces.Box(0, 255, (3, image_size, image_size), np.uint8),
+                "rgb": gym.spaces.Box(0, 255, (3, frames.image_size, frames.image_size), np.uint8),
                 "proprio": gym.spaces.Box(-np.inf, np.inf, (proprio_size,), np.float32),
             }
         )
-        if seed is not None:
-            self.action_space.seed(seed)
+        if frames.seed is not None:
+            self.action_space.seed(frames.seed)
 
         self._points = _salient_points(domain, model)
         self.salient_point_names: tuple[str, ...] = tuple(p.name for p in self._points)
         self.salient_geom_ids: tuple[tuple[int, ...], ...] = tuple(p.geom_ids for p in self._points)
 
-        self._renderer = MujocoFrameRenderer(model, data, image_size, image_size, render_quality)
-        self._frame = np.zeros((image_size, image_size, 3), np.uint8)
+        self._renderer = MujocoFrameRenderer(
+            model, data, frames.image_size, frames.image_size, frames.render_quality
+        )
+        self._frame = np.zeros((frames.image_size, frames.image_size, 3), np.uint8)
         self._steps, self._done = 0, True
 
     def reset(

@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from saliency_rl.envs.spec import unknown_task
+from saliency_rl.envs.spec import FrameOptions, unknown_task
 from saliency_rl.errors import EnvSpecError
 
 TASKS = ("square",)
@@ -78,18 +78,11 @@ class FakeSquareEnv(gym.Env):
         return {"salient_points": (self._position.astype(int) + 0.5).astype(np.float32)[None]}
 
 
-def make(
-    name: str,
-    *,
-    image_size: int,
-    action_repeat: int,
-    episode_length: int | None,
-    seed: int | None,
-    camera: str | int | None,
-    render_quality: str,
-) -> gym.Env:
+def make(name: str, frames: FrameOptions) -> gym.Env:
     if name not in TASKS:
         raise unknown_task("fake", name, TASKS)
-    if camera is not None:
+    if frames.camera is not None:
         raise EnvSpecError("fake environments have no cameras; leave camera unset")
-    return FakeSquareEnv(image_size, action_repeat, episode_length, seed)
+    return FakeSquareEnv(
+        frames.image_size, frames.action_repeat, frames.episode_length, frames.seed
+    )

@@ -11,6 +11,7 @@ As in Meta-World, ``terminated`` is always False: success does not end an episod
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -23,7 +24,7 @@ from metaworld.policies.policy import Policy
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 
 from saliency_rl.envs.mujoco_render import MujocoFrameRenderer, camera_id, project_points
-from saliency_rl.envs.spec import unknown_task
+from saliency_rl.envs.spec import FrameOptions, unknown_task
 from saliency_rl.errors import EnvSpecError
 
 __all__ = ["DEFAULT_CAMERA", "MetaWorldEnv", "expert_policy", "make", "task_names"]
@@ -57,39 +58,25 @@ def expert_policy(name: str) -> Policy:
     return ENV_POLICY_MAP[_task(name) + _SUFFIX]()
 
 
-def make(
-    name: str,
-    *,
-    image_size: int = 64,
-    action_repeat: int = 1,
-    episode_length: int | None = None,
-    seed: int | None = None,
-    camera: str | int | None = None,
-    render_quality: str = "fast",
-    **options: Any,
-) -> MetaWorldEnv:
+def make(name: str, frames: FrameOptions | None = None, **options: Any) -> MetaWorldEnv:
     """Build one task as a single-frame pixel env (``make_env`` stacks frames).
 
-    Args:
-        name: a task from ``task_names()``, with or without ``-v3``.
-        image_size: square frame size in pixels.
-        action_repeat: times each action is applied; rewards are summed.
-        episode_length: steps (after action repeat) before truncation; None: Meta-World's
-            500 simulator steps, that is ``ceil(500 / action_repeat)`` steps.
-        seed: seeds the object and goal positions; None draws a seed.
-        camera: camera name or index; ``DEFAULT_CAMERA`` when None.
-        render_quality: ``"fast"`` or ``"default"`` (the model's own visual settings).
+    ``name`` is a task from ``task_names()``, with or without ``-v3``. ``frames``: an
+    ``episode_length`` of None is Meta-World's 500 simulator steps, that is
+    ``ceil(500 / action_repeat)`` steps; ``camera`` None is ``DEFAULT_CAMERA``; ``seed``
+    seeds the object and goal positions. Meta-World takes no ``options``.
     """
+    frames = frames or FrameOptions()
     if options:
         raise EnvSpecError(f"metaworld has no option {', '.join(map(repr, options))}")
     return MetaWorldEnv(
         _task(name),
-        image_size=image_size,
-        action_repeat=action_repeat,
-        episode_length=episode_length or -(-SawyerXYZEnv.max_path_length // action_repeat),
-        seed=seed,
-        camera=DEFAULT_CAMERA if camera is None else camera,
-        render_quality=render_quality,
+        dataclasses.replace(
+            frames,
+            episode_length=frames.episode_length
+            or -(-SawyerXYZEnv.max_path_length // frames.action_repeat),
+            camera=DEFAULT_CAMERA if frames.camera is None else frames.camera,
+        ),
     )
 
 
@@ -112,21 +99,16 @@ class MetaWorldEnv(gym.Env):
     def __init__(
         self,
         task: str,
-        *,
-        image_size: int,
-        action_repeat: int,
-        episode_length: int,
-        seed: int | None,
-        camera: str | int,
-        render_quality: str,
+        frames: FrameOptions,
     ) -> None:
-        self.task, self.action_repeat, self.episode_length = task, action_repeat, episode_length
+        self.task = task
+        self.action_repeat, self.episode_length = frames.action_repeat, frames.episode_length
         # No render_mode: Meta-World's own 480x480 renderer is never used, not even in step.
         env = ALL_V3_ENVIRONMENTS[task + _SUFFIX]()
         try:
-            self.camera = camera_id(env.model, camera)
+            self.camera = camera_id(env.model, frames.camera)
             self._renderer = MujocoFrameRenderer(
-                env.model, env.data, image_size, image_size, render_quality
+                env.model, env.data, frames.image_size, frames.image_size, frames.render_quality
             )
         except EnvSpecError:
             env.close()
@@ -136,12 +118,13 @@ class MetaWorldEnv(gym.Env):
         env.seeded_rand_vec = True  # ... drawn from env.np_random, so a seed repeats them
         env._partially_observable = False  # the goal stays in the state, for the expert
         del env.sawyer_observation_space  # cached with the goal zeroed: computed anew
-        env.max_path_length = episode_length * action_repeat  # we truncate, not it
+        env.max_path_length = frames.episode_length * frames.action_repeat  # we truncate, not it
         self.mw_env, self.model, self.data = env, env.model, env.data
         # Meta-World's corner cameras are mounted upside down (their up axis points at the
         # floor): their images are turned by 180 degrees, so that the table is at the bottom.
         self._flip = bool(env.data.cam_xmat[self.camera].reshape(3, 3)[2, 1] < 0)
         self._expert = expert_policy(task)
+        seed = frames.seed
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self._reseed(seed)
@@ -149,7 +132,7 @@ class MetaWorldEnv(gym.Env):
         self.salient_point_names, self.salient_geom_ids = self._salient_bodies()
         self._reseed(seed)  # the first reset() is that of reset(seed=seed)
         self.observation_space = gym.spaces.Dict(
-            rgb=gym.spaces.Box(0, 255, (3, image_size, image_size), np.uint8),
+            rgb=gym.spaces.Box(0, 255, (3, frames.image_size, frames.image_size), np.uint8),
             proprio=gym.spaces.Box(  # Meta-World clips the hand to this box
                 np.append(env._HAND_SPACE.low, -1.0).astype(np.float32),
                 np.append(env._HAND_SPACE.high, 1.0).astype(np.float32),

@@ -25,6 +25,25 @@ class EnvSpec:
         return f"{self.suite}:{self.name}"
 
 
+@dataclass(frozen=True)
+class FrameOptions:
+    """How an env draws and steps its frames: what every suite's ``make(name, frames,
+    **options)`` takes from ``make_env`` (which checks the values and fills the defaults)."""
+
+    image_size: int = 64
+    """Square frame side in pixels."""
+    action_repeat: int = 1
+    """Times each action is applied; rewards are summed."""
+    episode_length: int | None = None
+    """Steps (after action repeat) before truncation; None: the suite's own limit."""
+    seed: int | None = None
+    """Seeds the first reset (task randomness, object positions); None draws a seed."""
+    camera: str | int | None = None
+    """Camera name or index; None: the suite's default camera."""
+    render_quality: str = "fast"
+    """``fast`` offscreen rendering or ``default`` (the model's own visual settings)."""
+
+
 def parse_spec(spec: str) -> EnvSpec:
     """Split ``suite:name``; raise EnvSpecError naming the valid suites otherwise."""
     if not isinstance(spec, str) or spec.count(":") != 1:

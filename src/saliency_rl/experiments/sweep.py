@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import itertools
 import os
@@ -448,20 +449,27 @@ def _tail(path: Path, lines: int = LOG_TAIL) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """Command lines a worker runs one after the other, into one log (``execute``'s)."""
+
+    commands: list[list[str]]
+    log: Path
+    cpus: float
+    gpus: float = 0
+    markers: list[str] | None = None
+
+    def arguments(self) -> tuple:
+        """``execute``'s arguments: the command lines, the log, the threads and the markers."""
+        return self.commands, str(self.log), max(1, int(self.cpus)), {}, self.markers
+
+
 class _LocalPool:
     def __init__(self, workers: int) -> None:
         self.pool = ThreadPoolExecutor(max_workers=workers)
 
-    def submit(
-        self,
-        commands: list[list[str]],
-        log: Path,
-        spec_cpus: float,
-        spec_gpus: float,
-        markers: list[str] | None = None,
-    ) -> Callable[[], tuple[int, float]]:
-        future = self.pool.submit(execute, commands, str(log), max(1, int(spec_cpus)), {}, markers)
-        return future.result
+    def submit(self, job: _Job) -> Callable[[], tuple[int, float]]:
+        return self.pool.submit(execute, *job.arguments()).result
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -484,17 +492,9 @@ class _RayPool:
                 ray.init(address=address, log_to_driver=False)
         self.remote = ray.remote(execute)
 
-    def submit(
-        self,
-        commands: list[list[str]],
-        log: Path,
-        spec_cpus: float,
-        spec_gpus: float,
-        markers: list[str] | None = None,
-    ) -> Callable[[], tuple[int, float]]:
-        ref = self.remote.options(num_cpus=spec_cpus, num_gpus=spec_gpus).remote(
-            commands, str(log), max(1, int(spec_cpus)), {}, markers
-        )
+    def submit(self, job: _Job) -> Callable[[], tuple[int, float]]:
+        remote = self.remote.options(num_cpus=job.cpus, num_gpus=job.gpus)
+        ref = remote.remote(*job.arguments())
         return lambda: self.ray.get(ref)
 
     def close(self) -> None:
@@ -529,7 +529,9 @@ def run_sweep(
             log = out / "prepare.log"
             echo(f"  prepare ... (log {log})")
             steps = [str(out / f".prepare_{i}_done") for i in range(len(grid.prepare))]
-            code, seconds = pool.submit([_cli(a) for a in grid.prepare], log, cpus, 0, steps)()
+            code, seconds = pool.submit(
+                _Job([_cli(a) for a in grid.prepare], log, cpus, markers=steps)
+            )()
             if code != 0:
                 tail = _tail(log)
                 echo(f"  prepare: FAILED (exit {code}); last lines of {log}:\n{_indent(tail)}")
@@ -543,7 +545,9 @@ def run_sweep(
                 continue
             log = out / "setup" / f"{key}.log"
             steps = [str(out / "setup" / f".{key}_{i}_done") for i in range(len(commands))]
-            setup_waits[key] = pool.submit([_cli(a) for a in commands], log, cpus, 0, steps)
+            setup_waits[key] = pool.submit(
+                _Job([_cli(a) for a in commands], log, cpus, markers=steps)
+            )
             echo(f"  setup {key} ... (log {log})")
         failed_setups = set()
         for key, wait in setup_waits.items():
@@ -580,7 +584,9 @@ def run_sweep(
                 continue
             commands, status = _commands(run)
             log = run.run_dir / LOG_FILE
-            waits.append((run, status, log, pool.submit(commands, log, run.num_cpus, run.num_gpus)))
+            waits.append(
+                (run, status, log, pool.submit(_Job(commands, log, run.num_cpus, run.num_gpus)))
+            )
         skipped = sum(o.status == "done" for o in outcomes.values())
         if skipped:
             echo(f"  {skipped} runs finished before: skipped")

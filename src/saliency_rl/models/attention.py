@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from saliency_rl.checkpoint import load_module_checkpoint, save_checkpoint
+from saliency_rl.checkpoint import load_module_checkpoint, save_module_checkpoint
 from saliency_rl.models.atari_cnn import (
     FEATURE_CHANNELS,
     FEATURE_SIZE,
@@ -44,6 +44,8 @@ from saliency_rl.models.atari_cnn import (
     scale_frames,
 )
 
+MAKE_COMMAND = "saliency-rl pretrain-attention DATASET --out DIR"
+"""The command that makes such a checkpoint, named in errors."""
 MODEL_NAME = "SelfSupervisedAttention"
 DEFAULT_THRESHOLD = 0.01
 DEFAULT_SPARSITY = 1e-3
@@ -196,30 +198,16 @@ class SelfSupervisedAttention(nn.Module):
 
 
 # ---------------------------------------------------------------------- checkpoints
-def save_attention(
-    module: SelfSupervisedAttention,
-    directory: str | Path,
-    provenance: dict[str, Any],
-    training_state: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``module`` as a checkpoint directory; ``provenance`` says what it was trained on."""
-    config = {**module.config(), "provenance": provenance}
-    return save_checkpoint(directory, config, module.state_dict(), training_state)
+save_attention = save_module_checkpoint
+"""``save_attention(module, directory, provenance, training_state=None)``: write a checkpoint."""
 
 
 def load_attention(
     directory: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[SelfSupervisedAttention, dict[str, Any]]:
-    """Read an attention checkpoint: ``(module, config)``; the config holds the provenance.
-
-    Raises:
-        CheckpointError: the directory is missing, damaged, or holds another model.
-    """
+    """Read an attention checkpoint: ``(module, config)``, the config with its provenance;
+    CheckpointError when the directory is missing, damaged, or holds another model."""
     module, config = load_module_checkpoint(
-        directory,
-        MODEL_NAME,
-        SelfSupervisedAttention,
-        "saliency-rl pretrain-attention DATASET --out DIR",
-        device,
+        directory, MODEL_NAME, SelfSupervisedAttention, MAKE_COMMAND, device
     )
     return module, config  # type: ignore[return-value]

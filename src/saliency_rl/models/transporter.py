@@ -34,9 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from saliency_rl.checkpoint import load_module_checkpoint, save_checkpoint
+from saliency_rl.checkpoint import load_module_checkpoint, save_module_checkpoint
 from saliency_rl.models.atari_cnn import IMAGE_SIZE, scale_frames
 
+MAKE_COMMAND = "saliency-rl pretrain-transporter DATASET --out DIR"
+"""The command that makes such a checkpoint, named in errors."""
 MODEL_NAME = "Transporter"
 FEATURE_SIZE = IMAGE_SIZE // 4  # 21: two stride-2 convolutions
 
@@ -180,32 +182,16 @@ class Transporter(nn.Module):
 
 
 # ---------------------------------------------------------------------- checkpoints
-def save_transporter(
-    model: Transporter,
-    directory: str | Path,
-    provenance: dict[str, Any],
-    training_state: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``model`` as a checkpoint directory; ``provenance`` says what it was trained on."""
-    config = {**model.config(), "provenance": provenance}
-    return save_checkpoint(directory, config, model.state_dict(), training_state)
+save_transporter = save_module_checkpoint
+"""``save_transporter(model, directory, provenance, training_state=None)``: write a checkpoint."""
 
 
 def load_transporter(
     directory: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Transporter, dict[str, Any]]:
-    """Read a Transporter checkpoint: ``(model in eval mode, config)``.
-
-    Raises:
-        CheckpointError: the directory is missing, damaged, or holds another model.
-    """
-    model, config = load_module_checkpoint(
-        directory,
-        MODEL_NAME,
-        Transporter,
-        "saliency-rl pretrain-transporter DATASET --out DIR",
-        device,
-    )
+    """Read a Transporter checkpoint: ``(model in eval mode, config)``, the config with its provenance;
+    CheckpointError when the directory is missing, damaged, or holds another model."""
+    model, config = load_module_checkpoint(directory, MODEL_NAME, Transporter, MAKE_COMMAND, device)
     return model.eval(), config  # type: ignore[return-value]
 
 

@@ -28,15 +28,13 @@ Transporter baseline.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import torch
 
 from saliency_rl.models.attention import SelfSupervisedAttention, save_attention
-from saliency_rl.pretrain.pair_training import start_pair_run, train_on_pairs
-from saliency_rl.runs import check_settings
+from saliency_rl.pretrain.pair_training import PairModel, PairPretrainConfig, pretrain_on_pairs
 
 METRIC_COLUMNS = (
     "step",
@@ -50,89 +48,43 @@ METRIC_COLUMNS = (
 
 
 @dataclass
-class AttentionPretrainConfig:
-    """Settings of offline attention pretraining."""
+class AttentionPretrainConfig(PairPretrainConfig):
+    """Settings of offline attention pretraining: the pair pretraining's (learning rate 1e-3
+    and clipping at 0.5: the official code's attention optimizer), plus the loss's."""
 
-    steps: int = 10_000
-    """Optimizer steps. The paper gives no number; 10k batches of 32 pairs is our default."""
-    batch_size: int = 32
-    """Frame pairs per step."""
-    learning_rate: float = 1e-3
-    """Adam learning rate (the official code's attention optimizer)."""
-    max_grad_norm: float = 0.5
-    """Gradients are clipped to this global L2 norm."""
-    max_gap: int = 59
-    """A pair's frames are 1 to max_gap steps apart in one episode (official buffer: 60)."""
     threshold: float = 0.01
     """delta: squared pixel errors (pixels in [0, 1]) at or below it are ignored."""
     sparsity: float = 1e-3
     """lambda: weight of the mean mask."""
-    seed: int = 0
-    """Seeds the initial weights and the pairs."""
-    log_every: int = 100
-    """Steps between rows of metrics.csv."""
-    checkpoint_every: int = 1_000
-    """Steps between saves of the checkpoint (and at the end)."""
 
-    def validate(self) -> AttentionPretrainConfig:
-        check_settings(
-            self,
-            positive=("steps", "batch_size", "max_gap", "log_every", "checkpoint_every",
-                      "learning_rate"),
-            non_negative=("max_grad_norm", "threshold", "sparsity", "seed"),
-        )  # fmt: skip
-        return self
+    def non_negative_fields(self) -> tuple[str, ...]:
+        return ("threshold", "sparsity")
 
 
-def pretrain_attention(
-    datasets: str | Path | Sequence[str | Path],
-    out_dir: str | Path,
-    steps: int | None = None,
-    *,
-    config: AttentionPretrainConfig | None = None,
-    resume: bool = False,
-    device: str | torch.device = "auto",
-    progress: bool = True,
-) -> Path:
-    """Pretrain the attention module on the frames of ``datasets``; returns ``out_dir``.
-
-    Args:
-        datasets: one dataset directory, or several (``universal``: several games).
-        out_dir: the checkpoint directory (new or empty; with ``resume``, an earlier one).
-        steps: optimizer steps in all; overrides ``config.steps`` (on resume: trains on to it).
-        config: the other settings (default AttentionPretrainConfig()); on resume the saved
-            settings are used instead.
-        resume: continue the checkpoint in ``out_dir`` from its last save, bit for bit.
-        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
-        progress: show a progress bar on stderr.
-
-    Raises:
-        DatasetError: a dataset is missing, not Atari, or has no frame pairs.
-        RunError: a bad setting, ``out_dir`` not empty (without resume) or no checkpoint in it.
-    """
-    run = start_pair_run(
-        datasets,
-        out_dir,
-        steps,
-        config or AttentionPretrainConfig(),
-        resume=resume,
-        device=device,
-        what="attention module",
-    )
-    torch.manual_seed(run.config.seed)
-    module = SelfSupervisedAttention(1).to(run.device, memory_format=torch.channels_last)
-    return train_on_pairs(
-        run,
-        module,
-        functools.partial(
-            module.loss, threshold=run.config.threshold, sparsity=run.config.sparsity
-        ),
-        columns=METRIC_COLUMNS,
-        loss_key="attention_loss",
-        save=save_attention,
-        name="pretrain-attention",
-        progress=progress,
-    )
+def _build(config: AttentionPretrainConfig, device: torch.device) -> SelfSupervisedAttention:
+    return SelfSupervisedAttention(1).to(device, memory_format=torch.channels_last)
 
 
-__all__ = ["AttentionPretrainConfig", "pretrain_attention"]
+def _loss(module: SelfSupervisedAttention, config: AttentionPretrainConfig) -> Any:
+    return functools.partial(module.loss, threshold=config.threshold, sparsity=config.sparsity)
+
+
+ATTENTION = PairModel(
+    name="pretrain-attention",
+    what="attention module",
+    config=AttentionPretrainConfig,
+    build=_build,
+    loss=_loss,
+    columns=METRIC_COLUMNS,
+    loss_key="attention_loss",
+    save=save_attention,
+)
+
+
+pretrain_attention = functools.partial(pretrain_on_pairs, ATTENTION)
+"""``pretrain_attention(datasets, out_dir, steps=None, *, config=AttentionPretrainConfig(), resume=False,
+device="auto", progress=True) -> out_dir``: train the attention module on the datasets' frame pairs
+(pair_training.pretrain_on_pairs)."""
+
+
+__all__ = ["ATTENTION", "AttentionPretrainConfig", "pretrain_attention"]

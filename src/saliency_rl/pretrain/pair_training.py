@@ -33,7 +33,113 @@ from saliency_rl.devices import resolve_device
 from saliency_rl.envs.spec import parse_spec
 from saliency_rl.errors import DatasetError
 from saliency_rl.run_log import Averages, Cadence, RunLog
-from saliency_rl.runs import RunError, now
+from saliency_rl.runs import RunError, check_settings, now
+
+
+@dataclasses.dataclass
+class PairPretrainConfig:
+    """The settings every pretraining on frame pairs has; each model's config adds its own."""
+
+    steps: int = 10_000
+    """Optimizer steps (the papers give no number; 10k batches of 32 pairs is ours)."""
+    batch_size: int = 32
+    """Frame pairs per step."""
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    max_grad_norm: float = 0.5
+    """Gradients are clipped to this global L2 norm."""
+    max_gap: int = 59
+    """A pair's frames are 1 to max_gap steps apart in one episode (official buffer: 60)."""
+    seed: int = 0
+    """Seeds the initial weights and the pairs."""
+    log_every: int = 100
+    """Steps between rows of metrics.csv."""
+    checkpoint_every: int = 1_000
+    """Steps between saves of the checkpoint (and at the end)."""
+
+    def validate(self) -> PairPretrainConfig:
+        check_settings(
+            self,
+            positive=("steps", "batch_size", "max_gap", "log_every", "checkpoint_every",
+                      "learning_rate", *self.positive_fields()),
+            non_negative=("max_grad_norm", "seed", *self.non_negative_fields()),
+        )  # fmt: skip
+        return self
+
+    def positive_fields(self) -> tuple[str, ...]:
+        """A model's own settings that must be > 0."""
+        return ()
+
+    def non_negative_fields(self) -> tuple[str, ...]:
+        """A model's own settings that must be >= 0."""
+        return ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PairModel:
+    """What a model pretrained on frame pairs brings to the shared loop."""
+
+    name: str
+    """The command and progress-bar label, e.g. ``pretrain-attention``."""
+    what: str
+    """The model in error messages, e.g. ``attention module``."""
+    config: type[PairPretrainConfig]
+    build: Callable[[Any, torch.device], nn.Module]
+    """``build(config, device)``: the freshly initialised model (after the seed is set)."""
+    loss: Callable[[Any, Any], Callable[[torch.Tensor, torch.Tensor], Any]]
+    """``loss(model, config)``: ``loss_fn(source, target) -> (loss, metrics)``."""
+    columns: tuple[str, ...]
+    """metrics.csv's columns."""
+    loss_key: str
+    """The metric in the progress bar and the provenance's ``final_loss``."""
+    save: Callable[[nn.Module, Path, dict[str, Any], dict[str, Any]], Any]
+    """``save(model, out_dir, provenance, training_state)``: the checkpoint writer."""
+
+
+def pretrain_on_pairs(
+    model: PairModel,
+    datasets: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    steps: int | None = None,
+    *,
+    config: PairPretrainConfig | None = None,
+    resume: bool = False,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> Path:
+    """Pretrain ``model`` on the frame pairs of ``datasets``; returns ``out_dir``.
+
+    Args:
+        model: what is trained (``attention_pretrain.ATTENTION``, ``transporter_pretrain.TRANSPORTER``).
+        datasets: one Atari dataset directory, or several (``universal``: several games).
+        out_dir: the checkpoint directory (new or empty; with ``resume``, an earlier one).
+        steps: optimizer steps in all; overrides ``config.steps`` (on resume: trains on to it).
+        config: the other settings (default ``model.config()``); on resume the saved
+            settings are used instead.
+        resume: continue the checkpoint in ``out_dir`` from its last save, bit for bit.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        progress: show a progress bar on stderr.
+
+    Raises:
+        DatasetError: a dataset is missing, not Atari grey 84x84, or has no frame pairs.
+        RunError: a bad setting, ``out_dir`` not empty (without resume) or no checkpoint in it.
+    """
+    run = start_pair_run(
+        datasets, out_dir, steps, config or model.config(), resume=resume, device=device,
+        what=model.what,
+    )  # fmt: skip
+    torch.manual_seed(run.config.seed)
+    network = model.build(run.config, run.device)
+    return train_on_pairs(
+        run,
+        network,
+        model.loss(network, run.config),
+        columns=model.columns,
+        loss_key=model.loss_key,
+        save=model.save,
+        name=model.name,
+        progress=progress,
+    )
 
 
 class FramePairs:
@@ -283,8 +389,11 @@ def train_on_pairs(
 
 __all__ = [
     "FramePairs",
+    "PairModel",
+    "PairPretrainConfig",
     "PairRun",
     "open_frame_pairs",
+    "pretrain_on_pairs",
     "sample_pair_batch",
     "start_pair_run",
     "train_on_pairs",

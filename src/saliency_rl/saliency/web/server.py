@@ -457,21 +457,14 @@ def start_server(dataset_path: str | Path, count: int = 10, **options: Any) -> A
     return make_server(dataset_path, count, **options).start()
 
 
-def serve_annotation(
-    dataset_path: str | Path,
-    count: int = 10,
-    *,
-    seed: int = 0,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    annotator: str | None = None,
-) -> int:
+def serve_annotation(dataset_path: str | Path, count: int = 10, **options: Any) -> int:
     """Serve the annotation page, print its address, and return at Ctrl-C.
 
-    Arguments as ``make_server``. Every click is saved as it is made, so stopping loses
-    nothing. Returns the number of selected frames that have clicks.
+    Arguments as ``make_server`` (``seed``, ``host``, ``port``, ``annotator``). Every click
+    is saved as it is made, so stopping loses nothing. Returns the number of selected frames
+    that have clicks.
     """
-    server = make_server(dataset_path, count, seed=seed, host=host, port=port, annotator=annotator)
+    server = make_server(dataset_path, count, **options)
     app: AnnotationApp = server.get_app()  # type: ignore[assignment]
     state = app.state()
     print(
@@ -479,9 +472,9 @@ def serve_annotation(
         f"({state['done']} done); open {server.url}  (Ctrl-C to stop)",
         flush=True,
     )
-    if not _is_loopback(host):
+    if not app.loopback_only:
         print(
-            f"warning: listening on {host}: anyone who can reach this machine can change the "
+            f"warning: listening on {server.server_address[0]}: anyone who can reach this machine can change the "
             "annotations",
             file=sys.stderr,
             flush=True,
