@@ -21,7 +21,7 @@ from saliency_rl.errors import SaliencyRLError
 EXIT_INTERRUPTED = 130
 COMMANDS = (
     "collect", "annotate", "info", "envs", "train-saliency", "label",
-    "pretrain", "pretrain-attention", "pretrain-transporter", "features",
+    "pretrain", "pretrain-attention", "pretrain-transporter", "features", "probe",
     "train sac", "train bc", "train a2c", "train acktr",
     "evaluate", "keypoints", "report", "sweep", "demo",
 )  # fmt: skip

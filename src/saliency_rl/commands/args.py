@@ -81,6 +81,17 @@ positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, ">= 0")
 
 
+def fraction(text: str) -> float:
+    """An option type: a share, a number in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value:g}")
+    return value
+
+
 def int_types(positive: Sequence[str], non_negative: Sequence[str]) -> dict[str, Callable]:
     """``add_dataclass_options``' ``types`` for integer fields: positive or non-negative."""
     return {

@@ -8,11 +8,11 @@ import os
 from saliency_rl.commands.args import (
     add_choice,
     add_run_options,
+    fraction,
     given,
     non_negative_int,
     positive_int,
 )
-from saliency_rl.errors import SaliencyRLError
 
 HELP = "fit a saliency predictor on a dataset's annotated frames"
 DESCRIPTION = (
@@ -25,8 +25,6 @@ DESCRIPTION = (
 def run(args: argparse.Namespace) -> None:
     from saliency_rl.saliency.fit import fit_predictor
 
-    if not 0 <= args.holdout < 1:
-        raise SaliencyRLError(f"--holdout must be in [0, 1), got {args.holdout}")
     out = args.out or os.path.join(args.dataset, "predictors", args.model)
     report = fit_predictor(
         args.dataset,
@@ -75,12 +73,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=positive_int, default=16, help="augmented frames a step (16)"
     )
     parser.add_argument("--lr", type=float, default=3e-4, help="AdamW peak lr (3e-4)")
-    parser.add_argument(
-        "--holdout",
-        type=float,
-        default=0.2,
-        help="fraction of annotated frames held out for the report (0.2; 0 trains on all)",
-    )
+    holdout = "fraction of annotated frames held out for the report (0.2; 0 trains on all)"
+    parser.add_argument("--holdout", type=fraction, default=0.2, help=holdout)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
     add_run_options(
         parser, out="checkpoint directory (default: DATASET/predictors/<model>)", threads=True

@@ -39,6 +39,7 @@ import numpy as np
 
 from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_text
 from saliency_rl.errors import SaliencyRLError
+from saliency_rl.experiments.probe import SUMMARY_COLUMNS, find_probes, probe_summary
 from saliency_rl.experiments.stats import iqm, stratified_bootstrap_ci
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
@@ -548,7 +549,8 @@ def write_report(
     paths = [Path(p) for p in paths]
     runs = find_runs(paths)
     keypoint_runs = find_keypoint_runs(paths)
-    if not runs and not keypoint_runs:
+    probes = find_probes(paths)
+    if not runs and not keypoint_runs and not probes:
         raise ReportError(
             f"no runs under {', '.join(map(str, paths))}: a run directory has a config.json "
             "with 'algo' and 'env' (written by saliency-rl train ...)"
@@ -584,7 +586,25 @@ def write_report(
         table_md, table_page = keypoint_table_markdown(keypoint_runs)
         md += [f"### {title}", "", table_md, ""]
         body.append(f"<h3>{html.escape(title)}</h3>{table_page}")
-    if not all_tables and not keypoint_runs:
+    if probes:
+        title = "State probes: mean held-out R² of frozen features (saliency-rl probe)"
+        header = ["encoder", "task", "frames", *SUMMARY_COLUMNS]
+        rows = [
+            [r["encoder"], r.get("env_spec", ""), str(r.get("frames", "")), *probe_summary(r)]
+            for _, r in probes
+        ]
+        md += [f"### {title}", "", "| " + " | ".join(header) + " |"]
+        md += ["|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
+        md += [""]
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        trs = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        )
+        body.append(
+            f'<h3>{html.escape(title)}</h3><table class="results" data-condition="probe">'
+            f"<thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>"
+        )
+    if not all_tables and not keypoint_runs and not probes:
         md += ["No run has an evaluation yet (eval.json).", ""]
         body.append("<p>No run has an evaluation yet (eval.json).</p>")
     for table in all_tables:
