@@ -60,6 +60,11 @@ def test_every_attention_mode_trains_from_the_cli(
     assert all(float(r["fps"]) > 0 for r in train_rows)
     assert bool(train_rows[-1]["attention_loss"]) == (mode == "joint")
     assert bool(train_rows[-1]["policy_mask_mean"]) == (mode != "none")
+    for column in ("policy_mask_entropy", "policy_mask_on", "policy_mask_collapsed"):
+        assert bool(train_rows[-1][column]) == (mode != "none")
+    assert (run / "figures" / "attention_masks.png").is_file() == (mode != "none")
+    if mode != "none":  # a picture at each checkpoint (the last step's, here)
+        assert [p.name for p in (run / "masks").glob("*.png")] == ["step_000000020.png"]
     assert [r["step"] for r in rows if r["eval_score_mean"]] == ["20"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -47,6 +47,7 @@ import torch
 
 from saliency_rl.algos.a2c import PRETRAINED_MODES, A2CConfig, Rollout, build_agent
 from saliency_rl.algos.a2c_attention import RecentFrames, pretrained_attention
+from saliency_rl.algos.a2c_masks import MASK_COLUMNS, mask_statistics, save_policy_masks
 from saliency_rl.algos.a2c_policy import A2CPolicy, evaluate_a2c, load_policy
 from saliency_rl.devices import resolve_device
 from saliency_rl.envs.atari_vector import FRAME_SKIP, atari_game, make_atari_vector
@@ -76,9 +77,10 @@ METRIC_COLUMNS = (
     "eval_score_mean", "eval_score_std", "eval_score_min", "eval_score_max",
     "eval_return_mean", "eval_return_std",
 )  # fmt: skip
-# Runs made before eval_return_* (the shared column names) keep their header on resume.
-LEGACY_COLUMNS = METRIC_COLUMNS[:-2]
-ACKTR_COLUMNS = (*METRIC_COLUMNS, "kl_scale", "kfac_skipped")
+# Older runs keep their header on resume (see _columns): those before eval_return_* and
+# before the mask statistics.
+ACKTR_COLUMNS = (*METRIC_COLUMNS, "kl_scale", "kfac_skipped", *MASK_COLUMNS)
+METRIC_COLUMNS = (*METRIC_COLUMNS, *MASK_COLUMNS)
 
 
 def train_a2c(
@@ -280,6 +282,8 @@ class _Trainer:
             "a2c": self.config.to_json(),
         }
         self.lifecycle.save_checkpoint(config, self.agent.net.state_dict(), state)
+        if self.config.attention != "none":  # the mask over time, for the report
+            save_policy_masks(self.run_dir, self.step, self.agent.net, self.obs)
 
     def restore(self) -> None:
         weights, state = self.lifecycle.load_checkpoint(self.device)
@@ -338,7 +342,9 @@ class _Trainer:
                 logits[t].append(step_logits)
                 values[t].append(step_values)
                 if mask is not None:
-                    self.averages.add({"policy_mask_mean": float(mask.detach().mean())})
+                    self.averages.add(
+                        {"policy_mask_mean": float(mask.detach().mean()), **mask_statistics(mask)}
+                    )
                 self.env.send(index, action.cpu().numpy())
             if t > 0 and self.frames is not None:  # every group has done step t - 1
                 self.frames.add(self.obs[:, -1], game_over)
@@ -467,14 +473,15 @@ def _upgraded(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _columns(path: Path, algo: str) -> tuple[str, ...]:
-    """metrics.csv columns: ACKTR's, A2C's, or the header of an older A2C run's file."""
-    if algo == "acktr":
-        return ACKTR_COLUMNS
+    """metrics.csv columns: ACKTR's or A2C's, or the header of an older run's file (the
+    columns of its day, a prefix of today's: its rows leave the newer metrics out)."""
+    columns = ACKTR_COLUMNS if algo == "acktr" else METRIC_COLUMNS
     if path.is_file() and path.stat().st_size > 0:
         with path.open() as handle:
-            if handle.readline().strip() == ",".join(LEGACY_COLUMNS):
-                return LEGACY_COLUMNS
-    return METRIC_COLUMNS
+            header = tuple(handle.readline().strip().split(","))
+        if header == columns[: len(header)]:
+            return header
+    return columns
 
 
 __all__ = [

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from saliency_rl.algos.a2c_masks import collapse_note
 from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_text
 from saliency_rl.errors import SaliencyRLError
 from saliency_rl.experiments.probe import SUMMARY_COLUMNS, find_probes, probe_summary
@@ -81,6 +82,8 @@ class Run:
     """(step, evaluation return) points of training."""
     curve_label: str = "evaluation return"
     figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Warnings about the run (a collapsed attention mask)."""
 
     @property
     def name(self) -> str:
@@ -242,6 +245,8 @@ def read_run(directory: str | Path) -> Run | None:
     if not run.curve:
         run.curve, run.curve_label = _metrics_curve(directory / "metrics.csv")
     run.figures = _figures(directory)
+    collapsed = collapse_note(directory / "metrics.csv")
+    run.notes = [collapsed] if collapsed else []
     return run
 
 
@@ -566,6 +571,11 @@ def write_report(
         summary += f"; {len(keypoint_runs)} keypoint evaluations"
     md += [summary, ""]
     body.append(f'<p class="summary">{html.escape(summary)}</p>')
+    warnings = [f"{r.name}: {note}" for r in runs for note in r.notes]
+    if warnings:
+        md += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+        body.append(f'<h2>Warnings</h2><ul class="warnings">{items}</ul>')
 
     for section, text in (notes or {}).items():
         md += [f"## {section}", "", "```", text.rstrip(), "```", ""]
