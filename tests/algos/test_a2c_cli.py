@@ -151,11 +151,15 @@ def test_mislabelled_pretrained_modes_are_refused(attention_checkpoints, capsys,
         assert code == 2 and message in err and len(err.splitlines()) == 1, err
 
 
-def test_pretrain_attention_refuses_non_atari_data(fake_dataset, capsys, tmp_path):
-    code, err = run_cli(
-        ["pretrain-attention", str(fake_dataset.root), "--out", str(tmp_path / "a")], capsys
-    )
+def test_transporter_refuses_non_atari_data_and_attention_a_bad_grid(
+    fake_dataset, capsys, tmp_path
+):
+    data = str(fake_dataset.root)
+    code, err = run_cli(["pretrain-transporter", data, "--out", str(tmp_path / "t")], capsys)
     assert code == 2 and "Atari frames" in err and len(err.splitlines()) == 1
+    argv = ["pretrain-attention", data, "--grid", "12", "--out", str(tmp_path / "a")]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and "power of two" in err and len(err.splitlines()) == 1
 
 
 def test_a_fixed_module_run_resumes_with_its_saved_module(attention_checkpoints, tmp_path):

@@ -82,6 +82,12 @@ def pretrained_attention(
             "CKPT, made by `saliency-rl pretrain-attention DATASET --out CKPT`"
         )
     module, config = load_attention(checkpoint, device)
+    if (module.in_channels, module.image_size, module.grid) != (1, 84, 7):
+        raise RunError(
+            f"{checkpoint} was pretrained on {module.in_channels}x{module.image_size}x"
+            f"{module.image_size} frames with a {module.grid}x{module.grid} mask; A2C needs a "
+            "module pretrained on Atari frames (grey 84x84, 7x7 mask)"
+        )
     provenance = config.get("provenance", {})
     games = provenance.get("games")
     if not games:

@@ -139,10 +139,10 @@ def prepare_features(
     frozen = load_encoder(encoder, mode, None, device)
     source = None
     if frozen.needs_saliency:
-        from saliency_rl.saliency.predictor import SaliencyPredictor
+        from saliency_rl.models.attention_saliency import load_saliency_source
 
         predictor, source = resolve_saliency(dataset, predictor)
-        frozen.predictor = SaliencyPredictor.load(
+        frozen.predictor = load_saliency_source(
             predictor, device=frozen.device, env_spec=dataset.env_spec
         )
     else:

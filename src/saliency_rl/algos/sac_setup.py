@@ -65,9 +65,9 @@ def observation_geometry(env: Any) -> tuple[int, int, int]:
 def _load_predictor(path: str | Path | None, device: torch.device, env_spec: str | None) -> Any:
     if path is None:
         return None
-    from saliency_rl.saliency.predictor import SaliencyPredictor
+    from saliency_rl.models.attention_saliency import load_saliency_source
 
-    return SaliencyPredictor.load(path, device=device, env_spec=env_spec)
+    return load_saliency_source(path, device=device, env_spec=env_spec)
 
 
 def _load_frozen(config: SACConfig, checkpoint: str | Path | None, device: torch.device) -> Any:

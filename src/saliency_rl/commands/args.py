@@ -220,12 +220,13 @@ def add_pair_pretraining_options(
     pretrain-transporter): the datasets, then every field of its config dataclass."""
     parser.add_argument("dataset", nargs="+", help="dataset directories (1+ games)")
     hints = typing.get_type_hints(config_cls)
+    non_negative = {"seed", *config_cls().non_negative_fields()}
     add_dataclass_options(
         parser,
         config_cls,
         flags={"learning_rate": "--lr", **(flags or {})},
         types={
-            name: non_negative_int if name == "seed" else positive_int
+            name: non_negative_int if name in non_negative else positive_int
             for name, hint in hints.items()
             if hint is int
         },

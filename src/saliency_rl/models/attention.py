@@ -23,6 +23,12 @@ The mask is 7x7 on 84x84 frames, the size of the last feature map of the Atari C
 (models.atari_cnn), which it multiplies. Φ and Ψ are that CNN's three convolutions on one
 frame (Ψ with LayerNorm, then a 1x1 convolution and a sigmoid); the decoder mirrors them with
 transposed convolutions, as in the official code (github.com/happywu/Self-Sup-Attention-RL).
+
+Beyond the paper, for control frames (DMC, Meta-World: colour, 64x64): one cell of a 7x7 mask
+is 9 pixels of 64, as wide as a cart or a finger, so the mask cannot outline the bodies. There
+``grid`` sets the mask's side (a power-of-two fraction of the frame: 16 on 64x64 by default,
+4-pixel cells): Φ and Ψ halve the frame with 4x4 stride-2 convolutions (32, then 64 channels)
+down to the grid, then a 3x3 convolution to 32 channels; the decoder mirrors them.
 """
 
 from __future__ import annotations
@@ -52,34 +58,61 @@ DEFAULT_SPARSITY = 1e-3
 
 
 # ---------------------------------------------------------------------- building blocks
-def _conv_trunk(in_channels: int, layer_norm: bool) -> nn.Sequential:
-    """(N, C, 84, 84) -> (N, 32, 7, 7): the Atari CNN's convolutions."""
+def _layers(image_size: int, grid: int) -> list[tuple[int, int, int, int, int]]:
+    """(out channels, kernel, stride, padding, output side) of the trunk's convolutions."""
+    if (image_size, grid) == (IMAGE_SIZE, FEATURE_SIZE):  # the Atari CNN's
+        return [(32, 8, 4, 0, 20), (64, 4, 2, 0, 9), (FEATURE_CHANNELS, 3, 1, 0, FEATURE_SIZE)]
+    halvings = math.log2(image_size / grid) if grid > 0 else -1
+    if halvings < 1 or halvings != int(halvings):
+        raise ValueError(
+            f"a {grid}x{grid} mask on {image_size}x{image_size} frames: the grid must be the "
+            f"frame side over a power of two (e.g. {image_size // 4}), or 7 on 84x84 (Atari)"
+        )
+    sides = [image_size >> (i + 1) for i in range(int(halvings))]
+    channels = [32] + [64] * (len(sides) - 1)
+    return [(c, 4, 2, 1, side) for c, side in zip(channels, sides, strict=True)] + [
+        (FEATURE_CHANNELS, 3, 1, 1, grid)
+    ]
+
+
+def _conv_trunk(in_channels: int, layer_norm: bool, image_size: int, grid: int) -> nn.Sequential:
+    """(N, C, S, S) -> (N, 32, grid, grid); on 84 / 7 the Atari CNN's convolutions."""
     relu = math.sqrt(2.0)
     layers: list[nn.Module] = []
-    for c_in, c_out, kernel, stride, size in (
-        (in_channels, 32, 8, 4, 20),
-        (32, 64, 4, 2, 9),
-        (64, FEATURE_CHANNELS, 3, 1, FEATURE_SIZE),
-    ):
-        layers.append(orthogonal_init(nn.Conv2d(c_in, c_out, kernel, stride=stride), relu))
+    c_in = in_channels
+    for c_out, kernel, stride, padding, size in _layers(image_size, grid):
+        conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding)
+        layers.append(orthogonal_init(conv, relu))
         if layer_norm:
             layers.append(nn.LayerNorm([c_out, size, size]))
         layers.append(nn.ReLU())
+        c_in = c_out
     return nn.Sequential(*layers)
 
 
-def _decoder(out_channels: int) -> nn.Sequential:
-    """(N, 32, 7, 7) -> (N, C, 84, 84): transposed convolutions mirroring the trunk."""
+def _decoder(out_channels: int, image_size: int, grid: int) -> nn.Sequential:
+    """(N, 32, grid, grid) -> (N, C, S, S): transposed convolutions mirroring the trunk."""
     relu = math.sqrt(2.0)
-    return nn.Sequential(
-        orthogonal_init(nn.ConvTranspose2d(FEATURE_CHANNELS, 64, 3, stride=1), relu),  # 9x9
+    if (image_size, grid) == (IMAGE_SIZE, FEATURE_SIZE):
+        return nn.Sequential(
+            orthogonal_init(nn.ConvTranspose2d(FEATURE_CHANNELS, 64, 3, stride=1), relu),  # 9x9
+            nn.ReLU(),
+            orthogonal_init(nn.ConvTranspose2d(64, 32, 4, stride=2), relu),  # 20x20
+            nn.ReLU(),
+            orthogonal_init(nn.ConvTranspose2d(32, 16, 8, stride=4), relu),  # 84x84
+            nn.ReLU(),
+            orthogonal_init(nn.Conv2d(16, out_channels, 3, padding=1), 1.0),  # no squashing
+        )
+    trunk = _layers(image_size, grid)
+    widths = [c for c, *_ in trunk[-2::-1]] + [16]  # the trunk's channels, backwards
+    layers: list[nn.Module] = [
+        orthogonal_init(nn.ConvTranspose2d(FEATURE_CHANNELS, widths[0], 3, padding=1), relu),
         nn.ReLU(),
-        orthogonal_init(nn.ConvTranspose2d(64, 32, 4, stride=2), relu),  # 20x20
-        nn.ReLU(),
-        orthogonal_init(nn.ConvTranspose2d(32, 16, 8, stride=4), relu),  # 84x84
-        nn.ReLU(),
-        orthogonal_init(nn.Conv2d(16, out_channels, 3, padding=1), 1.0),  # no squashing
-    )
+    ]
+    for c_in, c_out in zip(widths, widths[1:], strict=False):
+        layers += [orthogonal_init(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), relu), nn.ReLU()]
+    layers.append(orthogonal_init(nn.Conv2d(widths[-1], out_channels, 3, padding=1), 1.0))
+    return nn.Sequential(*layers)
 
 
 def thresholded_squared_error(prediction: Tensor, target: Tensor, threshold: float) -> Tensor:
@@ -112,24 +145,31 @@ class SelfSupervisedAttention(nn.Module):
     """Φ, Ψ and the decoder; see the module docstring.
 
     Args:
-        in_channels: channels of one frame (1: grey, the Atari setting).
+        in_channels: channels of one frame (1: grey, the Atari setting; 3: colour).
+        image_size: the frames' side (84: Atari).
+        grid: the mask's side (7 on 84: Atari, the CNN's feature map; else the frame side
+            over a power of two).
     """
 
-    def __init__(self, in_channels: int = 1) -> None:
+    def __init__(self, in_channels: int = 1, image_size: int = IMAGE_SIZE, grid: int = 0) -> None:
         super().__init__()
-        self.in_channels = in_channels
-        self.encoder = _conv_trunk(in_channels, layer_norm=False)  # Φ
-        self.mask_trunk = _conv_trunk(in_channels, layer_norm=True)  # Ψ, before its head
+        grid = grid or (FEATURE_SIZE if image_size == IMAGE_SIZE else image_size // 4)
+        self.in_channels, self.image_size, self.grid = in_channels, image_size, grid
+        self.encoder = _conv_trunk(in_channels, False, image_size, grid)  # Φ
+        self.mask_trunk = _conv_trunk(in_channels, True, image_size, grid)  # Ψ, before its head
         # A zero-biased head starts every mask at sigmoid(~0) = 0.5.
         self.mask_head = orthogonal_init(nn.Conv2d(FEATURE_CHANNELS, 1, 1), 1.0)
-        self.decoder = _decoder(in_channels)
+        self.decoder = _decoder(in_channels, image_size, grid)
 
     def config(self) -> dict[str, Any]:
         """What to build: the model's name and keyword arguments."""
-        return {"model": MODEL_NAME, "kwargs": {"in_channels": self.in_channels}}
+        kwargs = {"in_channels": self.in_channels}
+        if (self.image_size, self.grid) != (IMAGE_SIZE, FEATURE_SIZE):  # Atari's: as before
+            kwargs |= {"image_size": self.image_size, "grid": self.grid}
+        return {"model": MODEL_NAME, "kwargs": kwargs}
 
     def _check(self, frames: Tensor, name: str) -> Tensor:
-        expected = (self.in_channels, IMAGE_SIZE, IMAGE_SIZE)
+        expected = (self.in_channels, self.image_size, self.image_size)
         if frames.dim() != 4 or tuple(frames.shape[1:]) != expected:
             raise ValueError(
                 f"{name} must be frames (N, {', '.join(map(str, expected))}), got {tuple(frames.shape)}"

@@ -115,7 +115,8 @@ class FrozenMultiMAEEncoder:
         Args:
             mode: None picks ``rgb`` for an RGB-only model and ``rgb+saliency`` otherwise.
             predictor: a predictor object, or a predictor checkpoint directory (loaded with
-                ``SaliencyPredictor.load``); only used by ``rgb+saliency``.
+                ``load_saliency_source``: a predictor or an attention module); only used
+                by ``rgb+saliency``.
             device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         """
         directory = find_checkpoint(checkpoint)
@@ -124,9 +125,9 @@ class FrozenMultiMAEEncoder:
             mode = "rgb" if tuple(config["kwargs"]["modalities"]) == ("rgb",) else "rgb+saliency"
         device = resolve_device(device)
         if isinstance(predictor, str | Path):
-            from saliency_rl.saliency.predictor import SaliencyPredictor
+            from saliency_rl.models.attention_saliency import load_saliency_source
 
-            predictor = SaliencyPredictor.load(predictor, device=str(device))
+            predictor = load_saliency_source(predictor, device=str(device))
         model = MultiMAE.from_pretrained(directory, device=device)
         return cls(model, mode, predictor=predictor, device=device, checkpoint=directory)
 

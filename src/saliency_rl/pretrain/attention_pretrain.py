@@ -35,6 +35,7 @@ import torch
 
 from saliency_rl.models.attention import SelfSupervisedAttention, save_attention
 from saliency_rl.pretrain.pair_training import PairModel, PairPretrainConfig, pretrain_on_pairs
+from saliency_rl.runs import RunError
 
 METRIC_COLUMNS = (
     "step",
@@ -56,13 +57,23 @@ class AttentionPretrainConfig(PairPretrainConfig):
     """delta: squared pixel errors (pixels in [0, 1]) at or below it are ignored."""
     sparsity: float = 1e-3
     """lambda: weight of the mean mask."""
+    grid: int = 0
+    """The mask's side; 0: 7 on Atari's 84x84 frames (the paper's), a quarter of the frame
+    side on other suites' (16 on 64x64). Another: the frame side over a power of two."""
 
     def non_negative_fields(self) -> tuple[str, ...]:
-        return ("threshold", "sparsity")
+        return ("threshold", "sparsity", "grid")
 
 
-def _build(config: AttentionPretrainConfig, device: torch.device) -> SelfSupervisedAttention:
-    return SelfSupervisedAttention(1).to(device, memory_format=torch.channels_last)
+def _build(
+    config: AttentionPretrainConfig, frame_shape: tuple[int, ...], device: torch.device
+) -> SelfSupervisedAttention:
+    channels, size, _ = frame_shape
+    try:
+        module = SelfSupervisedAttention(channels, size, config.grid)
+    except ValueError as error:
+        raise RunError(str(error)) from None
+    return module.to(device, memory_format=torch.channels_last)
 
 
 def _loss(module: SelfSupervisedAttention, config: AttentionPretrainConfig) -> Any:
@@ -72,6 +83,7 @@ def _loss(module: SelfSupervisedAttention, config: AttentionPretrainConfig) -> A
 ATTENTION = PairModel(
     name="pretrain-attention",
     what="attention module",
+    atari_only=False,
     config=AttentionPretrainConfig,
     build=_build,
     loss=_loss,

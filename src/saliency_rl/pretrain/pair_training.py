@@ -83,9 +83,12 @@ class PairModel:
     """The command and progress-bar label, e.g. ``pretrain-attention``."""
     what: str
     """The model in error messages, e.g. ``attention module``."""
+    atari_only: bool
     config: type[PairPretrainConfig]
-    build: Callable[[Any, torch.device], nn.Module]
-    """``build(config, device)``: the freshly initialised model (after the seed is set)."""
+    """Only Atari grey 84x84 frames (Transporter), or any suite's (the attention module)."""
+    build: Callable[[Any, tuple[int, ...], torch.device], nn.Module]
+    """``build(config, frame_shape, device)``: the freshly initialised model (after the seed
+    is set) for frames (C, H, W)."""
     loss: Callable[[Any, Any], Callable[[torch.Tensor, torch.Tensor], Any]]
     """``loss(model, config)``: ``loss_fn(source, target) -> (loss, metrics)``."""
     columns: tuple[str, ...]
@@ -126,10 +129,10 @@ def pretrain_on_pairs(
     """
     run = start_pair_run(
         datasets, out_dir, steps, config or model.config(), resume=resume, device=device,
-        what=model.what,
+        what=model.what, atari_only=model.atari_only,
     )  # fmt: skip
     torch.manual_seed(run.config.seed)
-    network = model.build(run.config, run.device)
+    network = model.build(run.config, run.frames[0].frames.shape[1:], run.device)
     return train_on_pairs(
         run,
         network,
@@ -143,7 +146,7 @@ def pretrain_on_pairs(
 
 
 class FramePairs:
-    """The frames of one dataset, episodes concatenated: (F, 1, 84, 84) uint8."""
+    """The frames of one dataset, episodes concatenated: (F, C, H, W) uint8."""
 
     def __init__(self, dataset: Dataset, max_gap: int) -> None:
         episodes = [dataset.episode(i, ["rgb"])["rgb"] for i in range(dataset.num_episodes)]
@@ -173,31 +176,41 @@ class FramePairs:
         return start + source, start + target
 
 
-def open_atari_dataset(path: str | Path) -> tuple[Dataset, str]:
+def open_pair_dataset(path: str | Path, atari_only: bool) -> tuple[Dataset, str]:
+    """A dataset to draw frame pairs from, and its game (Atari) or task name."""
     dataset = Dataset.open(path)
     spec = parse_spec(dataset.env_spec)
-    if spec.suite != "atari":
-        raise DatasetError(
-            f"dataset {path} holds {dataset.env_spec} frames; the attention module is "
-            "pretrained on Atari frames (collect --env atari:<Game>)"
-        )
     rgb = dataset.fields["rgb"]
-    if rgb.dtype != "uint8" or tuple(rgb.shape) != (1, 84, 84):
+    if atari_only and spec.suite != "atari":
         raise DatasetError(
-            f"dataset {path} stores frames {rgb.dtype} {tuple(rgb.shape)}; the attention module "
-            "needs grey 84x84 frames, uint8 (1, 84, 84) (collect's Atari default)"
+            f"dataset {path} holds {dataset.env_spec} frames; this model is trained on Atari "
+            "frames (collect --env atari:<Game>)"
         )
+    if spec.suite == "atari" and (rgb.dtype != "uint8" or tuple(rgb.shape) != (1, 84, 84)):
+        raise DatasetError(
+            f"dataset {path} stores frames {rgb.dtype} {tuple(rgb.shape)}; on Atari the "
+            "attention module needs grey 84x84 frames, uint8 (1, 84, 84) (collect's default)"
+        )
+    if spec.suite != "atari":
+        return dataset, spec.name
     from saliency_rl.envs.atari_vector import atari_game
 
     return dataset, atari_game(dataset.env_spec)
 
 
 def open_frame_pairs(
-    paths: Sequence[str | Path], max_gap: int
+    paths: Sequence[str | Path], max_gap: int, atari_only: bool = True
 ) -> tuple[list[FramePairs], list[str], list[dict[str, Any]]]:
-    """Open Atari datasets for pair sampling: their FramePairs, the games (each once, in
-    order) and one provenance record per dataset (path, spec, game, sizes, policies)."""
-    opened = [open_atari_dataset(p) for p in paths]
+    """Open datasets for pair sampling: their FramePairs, the games or tasks (each once, in
+    order) and one provenance record per dataset (path, spec, game, sizes, policies). All
+    must store frames of one shape."""
+    opened = [open_pair_dataset(p, atari_only) for p in paths]
+    shapes = {tuple(d.fields["rgb"].shape) for d, _ in opened}
+    if len(shapes) > 1:
+        raise DatasetError(
+            f"the datasets store frames of different shapes {sorted(shapes)}: pretrain on "
+            "datasets of one frame size and colour"
+        )
     records = [
         {
             "path": str(Path(dataset.root).resolve()),
@@ -218,7 +231,7 @@ def open_frame_pairs(
 def sample_pair_batch(
     frames: list[FramePairs], batch_size: int, rng: np.random.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(source, target) uint8 (B, 1, 84, 84): datasets equally often, then pairs in each."""
+    """(source, target) uint8 (B, C, H, W): datasets equally often, then pairs in each."""
     which = rng.integers(len(frames), size=batch_size)
     sources, targets = [], []
     for i, data in enumerate(frames):
@@ -260,6 +273,7 @@ def start_pair_run(
     resume: bool,
     device: str | torch.device,
     what: str,
+    atari_only: bool = True,
 ) -> PairRun:
     """Check the settings and ``out_dir``, open the datasets' frame pairs.
 
@@ -295,7 +309,7 @@ def start_pair_run(
         config.validate()
     elif out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RunError(f"{out_dir} exists and is not empty: choose another --out, or --resume")
-    frames, games, records = open_frame_pairs(paths, config.max_gap)
+    frames, games, records = open_frame_pairs(paths, config.max_gap, atari_only)
     provenance: dict[str, Any] = {
         "games": games,
         "datasets": records,

@@ -48,7 +48,9 @@ class TransporterPretrainConfig(PairPretrainConfig):
         return ("num_keypoints", "width", "gaussian_std")
 
 
-def _build(config: TransporterPretrainConfig, device: torch.device) -> Transporter:
+def _build(
+    config: TransporterPretrainConfig, frame_shape: tuple[int, ...], device: torch.device
+) -> Transporter:
     model = Transporter(config.num_keypoints, width=config.width, gaussian_std=config.gaussian_std)
     return model.to(device)
 
@@ -56,6 +58,7 @@ def _build(config: TransporterPretrainConfig, device: torch.device) -> Transport
 TRANSPORTER = PairModel(
     name="pretrain-transporter",
     what="Transporter",
+    atari_only=True,
     config=TransporterPretrainConfig,
     build=_build,
     loss=lambda model, config: model.loss,

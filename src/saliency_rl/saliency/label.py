@@ -45,6 +45,7 @@ def label_dataset(
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
+    source: SaliencyPredictor | None = None,
 ) -> dict:
     """Add the ``saliency`` field to every frame of ``dataset``.
 
@@ -55,13 +56,15 @@ def label_dataset(
         device: ``auto``, ``cpu`` or ``cuda``.
         overwrite: replace labels written by another predictor (otherwise DatasetError).
         progress: show a progress bar (frames) on stderr.
+        source: the predictor already loaded from ``predictor_dir`` (an attention module's,
+            ``models.attention_saliency``); None loads a ``train-saliency`` predictor.
 
     Returns:
         ``{"episodes_labelled", "episodes_skipped", "frames_labelled", "seconds",
         "frames_per_second", "provenance"}``.
     """
     dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
-    predictor = SaliencyPredictor.load(
+    predictor = source or SaliencyPredictor.load(
         predictor_dir, device=device, batch_size=batch_size, env_spec=dataset.env_spec
     )
     if tuple(dataset.image_size) != predictor.image_size:
