@@ -135,6 +135,25 @@ def test_each_mode_trains_what_it_should():
         torch.testing.assert_close(frozen.net.attention.state_dict()[name], value)
 
 
+def test_the_official_separate_attention_step_waits_for_its_warm_up():
+    rollout, frame_pairs = random_rollout(), pairs()
+    torch.manual_seed(0)
+    agent = A2CAgent(A, attention="joint", attention_update="separate", attention_warmup=1)
+    before = snapshot(agent.net)
+    first = agent.update(rollout, frame_pairs)  # update 1: RL only, the warm-up
+    assert "attention_loss" not in first
+    assert changed(before, agent.net, "attention.mask_trunk.")  # the RL loss reaches the mask
+    assert not changed(before, agent.net, "attention.decoder.")
+    second = agent.update(rollout, frame_pairs)  # update 2: and the attention's Adam step
+    assert {"attention_loss", "reconstruction_loss", "mask_mean", "policy_loss"} <= set(second)
+    assert changed(before, agent.net, "attention.decoder.")
+    state = agent.optimizer_state()
+    assert state["updates"] == 2 and state["attention"]["state"]  # Adam's moments, for resume
+    twin = A2CAgent(A, attention="joint", attention_update="separate", attention_warmup=1)
+    twin.load_optimizer_state(state)
+    assert twin.updates == 2
+
+
 def test_pretrained_module_is_required_exactly_by_the_fixed_modes():
     with pytest.raises(RunError, match="needs a pretrained module"):
         A2CAgent(A, attention="universal")

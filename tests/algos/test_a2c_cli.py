@@ -40,6 +40,8 @@ def test_every_attention_mode_trains_from_the_cli(
     args = ["train", "a2c", "--env", f"atari:{game}", "--attention", mode, "--out", str(run)]
     if (mode, game) in CHECKPOINT:
         args += ["--attention-checkpoint", str(attention_checkpoints[CHECKPOINT[mode, game]])]
+    if mode == "joint":  # the official scheme's first attention step comes after 16 updates
+        args += ["--attention-warmup", "0"]
     assert main(args + TINY) == 0
     assert str(run) in capsys.readouterr().out
 
@@ -81,8 +83,10 @@ def test_every_attention_mode_trains_from_the_cli(
     assert (latest / "training_state" / "state.json").is_file()
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("update", ["separate", "joint"])
+def test_resume_continues_exactly(tmp_path, update):
     base = ["train", "a2c", "--env", "atari:MsPacman", "--attention", "joint"]
+    base += ["--attention-update", update, "--attention-warmup", "1"]  # steps 2-4 of 4
     base += ["--vector", "our", "--seed", "3", "--eval-episodes", "0", "--no-progress"]
     base += ["--num-envs", "2", "--log-every", "10", "--checkpoint-every", "20"]
     whole, split = tmp_path / "whole", tmp_path / "split"

@@ -36,6 +36,7 @@ from saliency_rl.runs import RunError, check_settings
 
 ALGOS = ("a2c", "acktr")
 ATTENTION_MODES = ("none", "joint", "top-down", "frozen", "universal", "transfer")
+ATTENTION_UPDATES = ("joint", "separate")
 PRETRAINED_MODES = ("frozen", "universal", "transfer")  # a fixed module from a checkpoint
 
 
@@ -91,6 +92,16 @@ class A2CConfig:
     """Attention mode, one of ATTENTION_MODES (see the module docstring)."""
     attention_coef: float = 1.0
     """Weight of L_attention in the joint loss L_RL + coef * L_attention (mode ``joint``)."""
+    attention_update: str = "joint"
+    """How L_attention steps the module in mode ``joint``. ``joint``: one RMSprop step on
+    L_RL + attention_coef * L_attention, one clip over both (this project's first reading);
+    ``separate`` (preset wu2021): the official code's, after each A2C step L_attention alone
+    takes an Adam step (attention_adam_lr) with its own clip at max_grad_norm, from update
+    attention_warmup + 1 on (benchmarks/results/attention_audit.md, row 3)."""
+    attention_adam_lr: float = 1e-3
+    """``separate``: Adam learning rate of the attention step (official: 1e-3)."""
+    attention_warmup: int = 16
+    """``separate``: A2C updates before the first attention step (official: j > 15)."""
     attention_threshold: float = 0.01
     """delta: squared pixel errors (pixels in [0, 1]) at or below it are ignored."""
     attention_sparsity: float = 1e-3
@@ -127,16 +138,20 @@ class A2CConfig:
 
         check_settings(
             self,
-            choices={"algo": ALGOS, "attention": ATTENTION_MODES, "vector": VECTOR_BACKENDS},
+            choices={
+                "algo": ALGOS, "attention": ATTENTION_MODES, "vector": VECTOR_BACKENDS,
+                "attention_update": ATTENTION_UPDATES,
+            },
             positive=(
                 "kfac_eigen_every", "kfac_stats_every", "attention_lr", "kfac_kl_clip",
                 "total_steps", "num_envs", "num_steps", "hidden_size", "eval_max_steps",
                 "vector_groups", "checkpoint_every", "log_every", "learning_rate", "rmsprop_eps",
+                "attention_adam_lr",
             ),
             non_negative=(
                 "kfac_damping", "vf_fisher_coef", "eval_every", "eval_episodes", "entropy_coef",
                 "value_coef", "seed", "max_grad_norm", "attention_coef", "attention_threshold",
-                "attention_sparsity",
+                "attention_sparsity", "attention_warmup",
             ),
             fractions=("kfac_momentum", "kfac_stat_decay"),
         )  # fmt: skip
@@ -167,7 +182,7 @@ A2C_PRESETS: dict[str, A2CConfig] = {
     # Wu, Khetarpal, Precup (AAAI 2021), A2C on Atari, and their official config
     # (experiments/atari/a2c_mspacman*.yaml): 16 envs x 5 steps, RMSprop 7e-4 (eps 1e-5,
     # alpha 0.99), gamma 0.99, entropy 0.01, value 0.5, clip 0.5; delta 0.01, lambda 1e-3.
-    "wu2021": A2CConfig(),
+    "wu2021": A2CConfig(attention_update="separate"),
     # ACKTR (Wu, Mansimov, Liao, Grosse, Ba, NeurIPS 2017) as OpenAI baselines runs it on
     # Atari (baselines/acktr/run_atari.py and acktr_disc.py): 32 envs x 20 steps (batch
     # 640), K-FAC lr 0.25, momentum 0.9, KL clip 0.001, damping (epsilon) 0.01, factor
@@ -306,6 +321,9 @@ class A2CAgent:
         attention_coef: float = 1.0,
         attention_threshold: float = 0.01,
         attention_sparsity: float = 1e-3,
+        attention_update: str = "joint",
+        attention_adam_lr: float = 1e-3,
+        attention_warmup: int = 16,
     ) -> None:
         self.device = torch.device(device)
         self.net = ActorCritic(num_actions, hidden_size=hidden_size, attention=attention)
@@ -332,6 +350,12 @@ class A2CAgent:
         self.optimizer = torch.optim.RMSprop(
             self.params, lr=learning_rate, alpha=rmsprop_alpha, eps=rmsprop_eps
         )
+        self.separate = attention_update == "separate" and attention == "joint"
+        self.attention_warmup, self.updates = attention_warmup, 0
+        self.attention_optimizer = None
+        if self.separate:
+            module = self.net.attention.parameters()
+            self.attention_optimizer = torch.optim.Adam(module, lr=attention_adam_lr)
 
     @property
     def trains_attention(self) -> bool:
@@ -399,7 +423,7 @@ class A2CAgent:
         policy_loss = -(advantages.detach() * taken).mean()
         loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
         metrics: dict[str, float] = {}
-        if self.trains_attention and pairs is not None:
+        if self.trains_attention and pairs is not None and not self.separate:
             attention_loss, metrics = self.net.attention.loss(
                 *pairs, threshold=self.attention_threshold, sparsity=self.attention_sparsity
             )
@@ -432,18 +456,45 @@ class A2CAgent:
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         self.optimizer.step()
+        self.updates += 1
+        if self.separate and pairs is not None and self.updates > self.attention_warmup:
+            metrics = self._attention_step(pairs)
         metrics.update(
             {k: float(parts[k].detach()) for k in ("policy_loss", "value_loss", "entropy")},
             grad_norm=float(grad_norm),
         )
         return metrics
 
+    def _attention_step(self, pairs: tuple[Tensor, Tensor]) -> dict[str, float]:
+        """``separate``: L_attention alone, its own Adam step and clip (the official code's)."""
+        module = self.net.attention
+        loss, metrics = module.loss(
+            *pairs, threshold=self.attention_threshold, sparsity=self.attention_sparsity
+        )
+        self.attention_optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)  # the RL step's gradients are spent
+        loss.backward()
+        nn.utils.clip_grad_norm_(module.parameters(), self.max_grad_norm)
+        self.attention_optimizer.step()
+        return metrics
+
     # resume: what the trainer saves of the optimisation state
     def optimizer_state(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
+        if not self.separate:  # the layout of runs made before ``separate``
+            return self.optimizer.state_dict()
+        return {
+            "rl": self.optimizer.state_dict(),
+            "attention": self.attention_optimizer.state_dict(),
+            "updates": self.updates,
+        }
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state)
+        if not self.separate:
+            self.optimizer.load_state_dict(state)
+            return
+        self.optimizer.load_state_dict(state["rl"])
+        self.attention_optimizer.load_state_dict(state["attention"])
+        self.updates = int(state["updates"])
 
 
 class ACKTRAgent(A2CAgent):
@@ -581,6 +632,12 @@ def build_agent(
     ``pretrained_attention``: the fixed module of frozen / universal / transfer, or None."""
     c = config
     extra: dict[str, Any] = {}
+    if c.algo == "a2c":  # ACKTR steps the module with its own RMSprop (attention_lr)
+        extra.update(
+            attention_update=c.attention_update,
+            attention_adam_lr=c.attention_adam_lr,
+            attention_warmup=c.attention_warmup,
+        )
     if c.algo == "acktr":
         extra = {
             "kfac_momentum": c.kfac_momentum,

@@ -32,11 +32,13 @@ ACKTR_FIELDS = (
     "kfac_momentum", "kfac_stat_decay", "kfac_damping", "kfac_kl_clip", "kfac_eigen_every",
     "kfac_stats_every", "vf_fisher_coef", "attention_lr",
 )  # fmt: skip
+# ... A2C's own (ACKTR steps the attention module with RMSprop, --attention-lr).
+A2C_FIELDS = ("attention_update", "attention_adam_lr", "attention_warmup")
 POSITIVE = (
     "total_steps", "num_envs", "num_steps", "kfac_eigen_every", "kfac_stats_every",
     "eval_max_steps", "checkpoint_every", "log_every",
 )  # fmt: skip
-NON_NEGATIVE = ("seed", "eval_every", "eval_episodes")
+NON_NEGATIVE = ("seed", "eval_every", "eval_episodes", "attention_warmup")
 INT_TYPES = int_types(POSITIVE, NON_NEGATIVE)
 HELPS = {
     "attention": "none: plain CNN; joint: trained online with the agent; top-down: trained by "
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
 
     algo = args.algorithm
     fields = ("attention", *TRAINING_FIELDS, *SCHEDULE_FIELDS)
-    fields += ACKTR_FIELDS if algo == "acktr" else ()
+    fields += ACKTR_FIELDS if algo == "acktr" else A2C_FIELDS
     settings = {name: getattr(args, name) for name in fields}  # None: the preset's
     progress = not args.no_progress
     if args.resume:
@@ -96,7 +98,13 @@ def run(args: argparse.Namespace) -> None:
 
 def add_algorithm_options(parser: argparse.ArgumentParser, algo: str) -> None:
     """train a2c's and train acktr's options (acktr adds the K-FAC ones)."""
-    from saliency_rl.algos.a2c import A2C_PRESETS, ATTENTION_MODES, PRESET_OF_ALGO, A2CConfig
+    from saliency_rl.algos.a2c import (
+        A2C_PRESETS,
+        ATTENTION_MODES,
+        ATTENTION_UPDATES,
+        PRESET_OF_ALGO,
+        A2CConfig,
+    )
     from saliency_rl.envs.atari_vector import VECTOR_BACKENDS
 
     preset = PRESET_OF_ALGO[algo]
@@ -108,7 +116,11 @@ def add_algorithm_options(parser: argparse.ArgumentParser, algo: str) -> None:
             fields=fields,
             flags={"learning_rate": "--lr"},
             types=INT_TYPES,
-            choices={"attention": ATTENTION_MODES, "vector": VECTOR_BACKENDS},
+            choices={
+                "attention": ATTENTION_MODES,
+                "vector": VECTOR_BACKENDS,
+                "attention_update": ATTENTION_UPDATES,
+            },
             helps=HELPS,
             shown={preset: A2C_PRESETS[preset]},
         )
@@ -120,6 +132,8 @@ def add_algorithm_options(parser: argparse.ArgumentParser, algo: str) -> None:
     )
     parser.add_argument("--preset", help=f"hyperparameter preset (default {preset})")
     config_options(parser, *TRAINING_FIELDS)
+    if algo == "a2c":  # ACKTR steps the module with its own RMSprop (--attention-lr)
+        config_options(parser, *A2C_FIELDS)
     if algo == "acktr":
         config_options(parser.add_argument_group("K-FAC options"), *ACKTR_FIELDS)
     config_options(parser, *SCHEDULE_FIELDS)

@@ -25,8 +25,9 @@ Backends:
       life, e.g. Breakout, waits until the agent presses it), and the frame stack is not
       refilled at a life loss;
     - a new game presses FIRE first, then 0 to 29 no-ops (baselines: 1 to 30 no-ops, then
-      FIRE and the game's action 2); the first observation's older frames are zeros
-      (baselines: copies of the first frame);
+      FIRE and the game's action 2); the first observation's older frames are zeros (the
+      official attention code's ``VecPyTorchFrameStack`` zeroes the stack at every done,
+      life losses included; baselines' FrameStack copies the first frame);
     - rewards are clipped here, in Python, with ``np.sign`` (ALE's clamp to [-1, 1] of
       integer rewards is the same), so that the unclipped score stays available.
 
