@@ -93,11 +93,27 @@ def test_multimae_encoders_in_their_modes_and_random_weights(
     reports = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/probe.json"))]
     assert len(reports) == 4
     modes = sorted(r["encoder"].rsplit("(", 1)[1] for r in reports)
-    assert modes == ["rgb)", "rgb)", "rgb+saliency)", "rgb+saliency-pretrain-only)"]
+    expected = ["rgb", "rgb", "rgb+saliency", "rgb+saliency-pretrain-only"]
+    assert modes == sorted(f"{mode}, mean)" for mode in expected)  # ViSaRL's readout
     for report in reports:
-        assert (
-            report["views"]["stack"]["feature_dim"] == 3 * report["views"]["newest"]["feature_dim"]
-        )
+        views = report["views"]
+        assert views["stack"]["feature_dim"] == 3 * views["newest"]["feature_dim"]
+
+
+def test_multimae_readouts_keep_where_things_are(fake_dataset_64, tiny_multimae_64, tmp_path):
+    run = tiny_multimae_64["rgb+saliency"]
+    argv = ["probe", str(fake_dataset_64.root), "--out", str(tmp_path), "--no-progress"]
+    for readout in ("mean", "global", "grid2"):
+        argv += ["--encoder", f"multimae:{run}:rgb+saliency@{readout}"]
+    assert main(argv) == 0
+    dims = {}
+    for path in tmp_path.glob("*/probe.json"):
+        report = json.loads(path.read_text())
+        readout = report["encoder"].rsplit(", ", 1)[1].rstrip(")")
+        dims[readout] = report["views"]["newest"]["feature_dim"]
+    # grid2: each modality's (rgb, saliency) patch tokens pooled over 2 x 2 cells
+    assert dims["grid2"] == 2 * 4 * dims["mean"] and dims["global"] == dims["mean"]
+    assert main(["probe", str(fake_dataset_64.root), "--encoder", f"multimae:{run}@grid"]) == 2
 
 
 def test_a_sac_runs_cnn_and_its_random_twin(square_dataset, tmp_path, capsys):

@@ -26,6 +26,8 @@ Encoders (``--encoder``; :func:`load_encoder`):
   modes (rgb, rgb+saliency-pretrain-only, rgb+saliency: maps from the dataset's
   ``saliency`` field), ViSaRL's readout (mean of the patch tokens).
 - ``multimae-random:DIR[:MODE]``: the same architecture with freshly initialised weights.
+- ``...@READOUT`` after a MultiMAE spec: ``mean`` (ViSaRL's, the default), ``global`` (the
+  global token) or ``gridR`` (patch tokens pooled over an R x R grid: where things are).
 - ``sac:RUN``: the CNN a SAC run's critic trained (``--encoder cnn`` runs), on the run's own
   frame stack; ``sac-random:RUN`` the same CNN freshly initialised.
 """
@@ -469,17 +471,19 @@ def downsample(frames: np.ndarray, size: int) -> np.ndarray:
 def _multimae_encoder(spec: str, rest: str, *, random: bool, device: Any) -> ProbeEncoder:
     from saliency_rl.models.frozen_encoder import ENCODER_MODES, FrozenMultiMAEEncoder
 
+    rest, _, readout = rest.partition("@")  # DIR[:MODE][@READOUT]
     path, mode = rest, None
     for candidate in ENCODER_MODES:  # the mode is the last colon-separated part, if any
         if rest.endswith(":" + candidate):
             path, mode = rest[: -len(candidate) - 1], candidate
-    encoder = FrozenMultiMAEEncoder.load(path, mode=mode, device=device)
+    readout = readout or "mean"
+    encoder = FrozenMultiMAEEncoder.load(path, mode=mode, device=device, readout=readout)
     if random:
         import torch
 
         torch.manual_seed(0)
         fresh = type(encoder.model)(encoder.model.config)
-        encoder = FrozenMultiMAEEncoder(fresh, encoder.mode, device=device)
+        encoder = FrozenMultiMAEEncoder(fresh, encoder.mode, device=device, readout=readout)
     fields = ("saliency",) if encoder.needs_saliency else ()
 
     def per_frame(frames: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
@@ -490,7 +494,7 @@ def _multimae_encoder(spec: str, rest: str, *, random: bool, device: Any) -> Pro
         ]
         return np.concatenate(parts)
 
-    return ProbeEncoder(f"{spec} ({encoder.mode})", per_frame, fields=fields)
+    return ProbeEncoder(f"{spec} ({encoder.mode}, {readout})", per_frame, fields=fields)
 
 
 def _sac_encoder(spec: str, run_dir: str, *, random: bool, device: Any) -> ProbeEncoder:

@@ -41,6 +41,7 @@ from saliency_rl.models.multimae import (
     MultiMAE,
     find_checkpoint,
     read_checkpoint_config,
+    readout_grid,
     rgb_to_input,
     saliency_to_input,
 )
@@ -69,6 +70,8 @@ class FrozenMultiMAEEncoder:
         predictor: saliency predictor for ``rgb+saliency`` when maps are not given.
         device: where the model runs.
         checkpoint: where the model was loaded from (for provenance only).
+        readout: how features are read out of the tokens (``MultiMAE.features``): ``mean``
+            (ViSaRL's, the default), ``global`` or ``gridR``.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class FrozenMultiMAEEncoder:
         predictor: SaliencySource | None = None,
         device: str | torch.device = "cpu",
         checkpoint: Path | None = None,
+        readout: str = "mean",
     ) -> None:
         if mode not in ENCODER_MODES:
             raise ModelError(f"unknown encoder mode {mode!r}; valid: {', '.join(ENCODER_MODES)}")
@@ -99,7 +103,10 @@ class FrozenMultiMAEEncoder:
         self.checkpoint = checkpoint
         self.frame_channels = model.config.channels["rgb"]
         self.image_size = tuple(model.config.image_size)
-        self.feature_dim = model.config.dim
+        self.readout = readout
+        grid = readout_grid(readout)  # 0: one vector of D
+        modalities = 2 if mode == "rgb+saliency" else 1
+        self.feature_dim = model.config.dim * (modalities * grid * grid if grid else 1)
         self._fingerprint: str | None = None
 
     @classmethod
@@ -109,6 +116,7 @@ class FrozenMultiMAEEncoder:
         mode: str | None = None,
         predictor: SaliencySource | str | Path | None = None,
         device: str | torch.device = "auto",
+        readout: str = "mean",
     ) -> FrozenMultiMAEEncoder:
         """Load from a checkpoint directory or a pretraining run directory (newest checkpoint).
 
@@ -129,7 +137,9 @@ class FrozenMultiMAEEncoder:
 
             predictor = load_saliency_source(predictor, device=str(device))
         model = MultiMAE.from_pretrained(directory, device=device)
-        return cls(model, mode, predictor=predictor, device=device, checkpoint=directory)
+        return cls(
+            model, mode, predictor=predictor, device=device, checkpoint=directory, readout=readout
+        )
 
     # ------------------------------------------------------------------ encoding
     @property
@@ -183,7 +193,7 @@ class FrozenMultiMAEEncoder:
             else:
                 maps = saliency.to(self.device).reshape(n * k, height, width)
             inputs["saliency"] = saliency_to_input(maps)  # (N*k, 1, H, W)
-        features = self.model.features(inputs)  # (N*k, D)
+        features = self.model.features(inputs, self.readout)  # (N*k, D)
         return features.float().reshape(n, k * self.feature_dim)
 
     def __call__(self, rgb: np.ndarray, saliency: np.ndarray | None = None) -> np.ndarray:
@@ -253,13 +263,14 @@ class FeatureObservationWrapper(gym.ObservationWrapper):
 
 
 def default_feature_field(encoder: FrozenMultiMAEEncoder) -> str:
-    """``features_<checkpoint name>_<mode>``, cut to a valid dataset field name."""
+    """``features_<checkpoint name>_<mode>[_<readout>]``, cut to a valid dataset field name."""
     base = "model"
     if encoder.checkpoint is not None:
         # OUT/checkpoints/step_N names the run OUT; another directory names itself.
         run = encoder.checkpoint.parent
         base = run.parent.name if run.name == "checkpoints" else encoder.checkpoint.name
-    slug = re.sub(r"[^a-z0-9]+", "_", f"{base}_{encoder.mode}".lower()).strip("_")
+    readout = "" if encoder.readout == "mean" else f"_{encoder.readout}"  # ViSaRL's: unnamed
+    slug = re.sub(r"[^a-z0-9]+", "_", f"{base}_{encoder.mode}{readout}".lower()).strip("_")
     return f"features_{slug}"[:64].rstrip("_")
 
 

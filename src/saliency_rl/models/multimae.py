@@ -55,6 +55,18 @@ class ModelError(SaliencyRLError, ValueError):
     """A model configuration, input or checkpoint is not valid."""
 
 
+READOUTS = ("mean", "global", "gridR")
+
+
+def readout_grid(readout: str) -> int:
+    """R of a ``gridR`` readout, 0 for ``mean`` and ``global``; ModelError for another."""
+    if readout in ("mean", "global"):
+        return 0
+    if readout.startswith("grid") and readout[4:].isdigit() and int(readout[4:]) >= 1:
+        return int(readout[4:])
+    raise ModelError(f"unknown readout {readout!r}; valid: mean, global, gridR (e.g. grid2)")
+
+
 # ============================================================== 1. configuration
 @dataclass(frozen=True)
 class Modality:
@@ -549,18 +561,29 @@ class MultiMAE(nn.Module):
         return self.encoder(x)  # (N, K+1, D)
 
     @torch.no_grad()
-    def features(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """Policy features, deterministic: the mean of the encoded patch tokens, no masking.
+    def features(self, inputs: Mapping[str, Tensor], readout: str = "mean") -> Tensor:
+        """Policy features, deterministic (no masking), read out of the encoded tokens.
 
         Args:
             inputs: modality -> (N, C, H, W) float image, any subset of the modalities.
+            readout: ``mean`` (ViSaRL's: the mean of the patch tokens), ``global`` (the
+                global token), or ``gridR`` (each modality's patch tokens averaged over an
+                R x R grid of the frame, concatenated: features that keep where things are).
 
         Returns:
-            (N, D).
+            (N, D), or (N, M * R * R * D) for ``gridR`` over M modalities.
         """
-        tokens, _ = self.tokenize(inputs)  # (N, L, D)
+        tokens, names = self.tokenize(inputs)  # (N, L, D)
         encoded = self.encode(tokens)  # (N, L+1, D)
-        return encoded[:, :-1].mean(dim=1)  # (N, D): patch tokens, not the global one
+        if readout == "mean":
+            return encoded[:, :-1].mean(dim=1)  # (N, D): patch tokens, not the global one
+        if readout == "global":
+            return encoded[:, -1]
+        cells = readout_grid(readout)
+        gh, gw = (s // self.config.patch_size for s in self.config.image_size)
+        patches = encoded[:, :-1].unflatten(1, (len(names), gh, gw))  # (N, M, gh, gw, D)
+        grid = patches.permute(0, 1, 4, 2, 3).flatten(1, 2)  # (N, M*D, gh, gw)
+        return F.adaptive_avg_pool2d(grid, cells).flatten(1)  # (N, M*D*R*R)
 
     # ---------------------------------------------------------- forward
     def forward(
