@@ -60,3 +60,36 @@ def test_delete_forgets_a_frame(fake_dataset):
     store.delete(3)
     store.delete(3)  # twice is fine
     assert store.annotated() == [] and store.clicks(3) == []
+
+
+def test_suggested_frames_cover_the_dataset_first(fake_dataset):
+    import numpy as np
+
+    from saliency_rl.saliency.annotations import frame_features, suggest_frames
+
+    features = frame_features(fake_dataset)
+    assert features.shape == (fake_dataset.num_frames, 3 * 8 * 8)
+    chosen = suggest_frames(fake_dataset, 6)
+    assert len(set(chosen)) == 6 and chosen == suggest_frames(fake_dataset, 6)  # deterministic
+
+    # k-center: the cover's radius (the farthest any frame is from its nearest chosen frame)
+    # is smaller than that of evenly spread frames, the default selection
+    def radius(frames):
+        d = ((features[:, None] - features[frames][None]) ** 2).sum(-1)
+        return float(d.min(axis=1).max())
+
+    spread = AnnotationStore(fake_dataset).plan_selection(6, seed=0)
+    assert radius(chosen) <= radius(spread)
+    assert suggest_frames(fake_dataset, 8, chosen[:3])[:3] == chosen[:3]  # extends a selection
+    assert np.isfinite(radius(chosen))
+
+
+def test_oracle_and_cli_suggest_keep_an_earlier_selection(fake_dataset, capsys):
+    from saliency_rl.cli import main
+
+    root = str(fake_dataset.root)
+    assert main(["annotate", root, "--oracle", "--frames", "3", "--suggest"]) == 0
+    first = AnnotationStore(fake_dataset).selection()
+    assert main(["annotate", root, "--oracle", "--frames", "5", "--suggest"]) == 0
+    assert AnnotationStore(fake_dataset).selection()[:3] == first
+    assert "oracle annotated" in capsys.readouterr().out

@@ -332,3 +332,12 @@ def test_cli_names_a_bad_port_or_name_in_one_line(fake_dataset, capsys):
     assert "port 70000 is not valid" in capsys.readouterr().err
     assert main(["annotate", str(fake_dataset.root), "--annotator", " "]) == 2
     assert "annotator name" in capsys.readouterr().err
+
+
+def test_the_page_offers_suggested_frames_first(fake_dataset):
+    from saliency_rl.saliency.annotations import suggest_frames
+    from saliency_rl.saliency.web.server import AnnotationApp
+
+    app = AnnotationApp(fake_dataset, 4, suggest=True)
+    assert app.frames == suggest_frames(fake_dataset, 4)
+    assert [f["frame"] for f in app.state()["frames"]] == app.frames

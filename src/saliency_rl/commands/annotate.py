@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> None:
         done = serve_annotation(
             args.dataset,
             args.frames,
-            **given(args, "seed", "host", "port", "annotator"),
+            **given(args, "seed", "host", "port", "annotator", "suggest"),
         )
         print(
             f"stopped: {done}/{args.frames} frames annotated; clicks in {args.dataset}/annotations"
@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> None:
         return
     dataset = Dataset.open(args.dataset)
     report = annotate_with_oracle(
-        dataset, args.frames, seed=args.seed, overwrite_people=args.oracle_overwrite
+        dataset,
+        args.frames,
+        seed=args.seed,
+        overwrite_people=args.oracle_overwrite,
+        suggest=args.suggest,
     )
     notes = []
     if report.unchanged:
@@ -78,3 +82,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)"
     )
     parser.add_argument("--annotator", help="name stored with the clicks (your login name)")
+    parser.add_argument(
+        "--suggest",
+        action="store_true",
+        help="choose new frames by coverage of the dataset (greedy k-center on 8x8 thumbnails: "
+        "each next frame the one least like those chosen) instead of evenly spread ones",
+    )

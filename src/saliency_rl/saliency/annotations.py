@@ -75,19 +75,23 @@ class AnnotationStore:
                 f"{path} is damaged ({error}); delete it to choose frames anew"
             ) from None
 
-    def select(self, count: int, seed: int = 0) -> list[int]:
-        """Choose ``count`` frames, spread over the dataset, keeping any earlier selection;
-        ``selection.json`` is written only when the selection grows."""
-        chosen = self.plan_selection(count, seed)
+    def select(self, count: int, seed: int = 0, suggest: bool = False) -> list[int]:
+        """Choose ``count`` frames, spread over the dataset (or, with ``suggest``, the frames
+        that cover it best), keeping any earlier selection; ``selection.json`` is written
+        only when the selection grows."""
+        chosen = self.plan_selection(count, seed, suggest)
         if len(chosen) > len(self.selection()):
             self.write_selection(chosen, seed)
         return chosen
 
-    def plan_selection(self, count: int, seed: int = 0) -> list[int]:
+    def plan_selection(self, count: int, seed: int = 0, suggest: bool = False) -> list[int]:
         """The frames ``select`` would choose, without writing anything.
 
         Frames are drawn one per equal slice of the global frame order (so every part of
-        every episode is represented), at a seeded random position within the slice.
+        every episode is represented), at a seeded random position within the slice. With
+        ``suggest`` they are the greedy k-center cover of the frames instead (see
+        :func:`suggest_frames`): each next frame the one least like every frame chosen so
+        far, so that few clicks show the predictor every kind of frame (poses, positions).
         """
         total = self.dataset.num_frames
         if count < 1:
@@ -103,6 +107,8 @@ class AnnotationStore:
             )
         if len(chosen) >= count:
             return chosen[:count]
+        if suggest:
+            return suggest_frames(self.dataset, count, chosen)
         rng = np.random.default_rng(seed)
         edges = np.linspace(0, total, count + 1).astype(np.int64)
         candidates = [
@@ -199,6 +205,43 @@ class AnnotationStore:
         return clicks_to_map(points, height, width, sigmas if len(clicks) else None)
 
 
+SUGGEST_SIZE = 8
+"""Frames are compared as SUGGEST_SIZE x SUGGEST_SIZE area averages of each channel."""
+
+
+def frame_features(dataset: Dataset) -> np.ndarray:
+    """Every frame as a cheap feature vector, (F, C * SUGGEST_SIZE²) float32 in [0, 1]:
+    its channels area-averaged to SUGGEST_SIZE x SUGGEST_SIZE (bodies' positions and poses
+    show; noise and texture do not)."""
+    rows = []
+    for episode in range(dataset.num_episodes):
+        rgb = dataset.episode(episode, ["rgb"])["rgb"]  # (T, C, H, W) uint8
+        t, c, h, w = rgb.shape
+        cells = rgb[:, :, : h - h % SUGGEST_SIZE, : w - w % SUGGEST_SIZE].reshape(
+            t, c, SUGGEST_SIZE, h // SUGGEST_SIZE, SUGGEST_SIZE, w // SUGGEST_SIZE
+        )
+        rows.append((cells.mean(axis=(3, 5), dtype=np.float32) / 255.0).reshape(t, -1))
+    return np.concatenate(rows)
+
+
+def suggest_frames(dataset: Dataset, count: int, chosen: Sequence[int] = ()) -> list[int]:
+    """``chosen`` extended to ``count`` frames by greedy k-center on :func:`frame_features`:
+    each next frame is the one farthest from its nearest chosen frame (the first, with none
+    chosen, the frame nearest the dataset's mean frame). Deterministic."""
+    features = frame_features(dataset)
+    chosen = [int(f) for f in chosen]
+    if not chosen:
+        chosen = [int(np.argmin(((features - features.mean(axis=0)) ** 2).sum(axis=1)))]
+    nearest = np.full(len(features), np.inf, np.float32)
+    for frame in chosen:
+        nearest = np.minimum(nearest, ((features - features[frame]) ** 2).sum(axis=1))
+    while len(chosen) < count:
+        frame = int(np.argmax(nearest))
+        chosen.append(frame)
+        nearest = np.minimum(nearest, ((features - features[frame]) ** 2).sum(axis=1))
+    return chosen
+
+
 def is_persons(clicks: Sequence[Click]) -> bool:
     """Whether any of the clicks was made by a person (an annotator other than the oracle)."""
     return any(c.annotator != ORACLE for c in clicks)
@@ -221,7 +264,12 @@ class OracleReport:
 
 
 def annotate_with_oracle(
-    dataset: Dataset, count: int, seed: int = 0, *, overwrite_people: bool = False
+    dataset: Dataset,
+    count: int,
+    seed: int = 0,
+    *,
+    overwrite_people: bool = False,
+    suggest: bool = False,
 ) -> OracleReport:
     """Click the simulator's salient points on ``count`` selected frames, as a person would.
 
@@ -234,6 +282,7 @@ def annotate_with_oracle(
         seed: seed of a new selection.
         overwrite_people: replace the clicks of frames a person annotated; otherwise those
             frames are kept as they are.
+        suggest: choose new frames by coverage (``AnnotationStore.plan_selection``).
 
     Raises:
         DatasetError: the dataset records no salient points (e.g. Atari), an episode the
@@ -242,7 +291,7 @@ def annotate_with_oracle(
     """
     _check_has_salient_points(dataset)
     store = AnnotationStore(dataset)
-    frames = store.plan_selection(count, seed)
+    frames = store.plan_selection(count, seed, suggest)
     points = _salient_points(dataset, frames)
     height, width = dataset.image_size
     sigma = click_sigma(height, width)

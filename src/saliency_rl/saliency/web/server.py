@@ -181,6 +181,8 @@ class AnnotationApp:
             positions are stable) is chosen or extended to this many.
         seed: seed of a new selection.
         annotator: name stored with every new click.
+        suggest: choose new frames by coverage of the dataset (greedy k-center,
+            ``AnnotationStore.plan_selection``), the most informative first.
         loopback_only: refuse requests whose Host header does not name this machine
             (set when the server listens on a loopback address).
     """
@@ -192,13 +194,14 @@ class AnnotationApp:
         *,
         seed: int = 0,
         annotator: str | None = None,
+        suggest: bool = False,
         loopback_only: bool = True,
     ) -> None:
         if "rgb" not in dataset.fields:
             raise DatasetError(f"dataset {dataset.root} has no rgb field: there is nothing to show")
         self.dataset = dataset
         self.store = AnnotationStore(dataset)
-        self.frames = self.store.select(count, seed)
+        self.frames = self.store.select(count, seed, suggest)
         self.annotator = _check_annotator(annotator or default_annotator())
         self.height, self.width = dataset.image_size
         self.sigma = click_sigma(self.height, self.width)
@@ -422,6 +425,7 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     annotator: str | None = None,
+    suggest: bool = False,
 ) -> AnnotationServer:
     """Open the dataset, choose the frames and bind the server (it does not serve yet).
 
@@ -432,12 +436,15 @@ def make_server(
         host: address to listen on; 127.0.0.1 keeps the page to this machine.
         port: TCP port; 0 picks a free one (read it back from ``server.url``).
         annotator: name stored with the clicks; the login name when None.
+        suggest: choose new frames by coverage (``AnnotationApp``).
     """
     if not 0 <= port <= 65535:
         raise SaliencyRLError(f"port {port} is not valid: give 1 to 65535, or 0 for any free port")
     dataset = Dataset.open(dataset_path)
     loopback = _is_loopback(host)
-    app = AnnotationApp(dataset, count, seed=seed, annotator=annotator, loopback_only=loopback)
+    app = AnnotationApp(
+        dataset, count, seed=seed, annotator=annotator, suggest=suggest, loopback_only=loopback
+    )
     server_class = _AnnotationServer6 if ":" in host else AnnotationServer
     try:
         server = server_class((host, port), _QuietHandler)
