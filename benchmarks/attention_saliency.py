@@ -17,14 +17,12 @@ Writes attention_saliency.json and .md under --out after every (task, grid).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
-from machine_info import cpu_model, package_versions
+from machine_info import measured_line, provenance
 
 from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 from saliency_rl.data.collect import collect
@@ -86,13 +84,14 @@ def main() -> None:
                 "mae": held["mae"], "frames": held["frames"], "pretrain_seconds": round(seconds, 1),
             }  # fmt: skip
             results.update(
-                machine=cpu_model(), date=datetime.datetime.now().isoformat(timespec="seconds"),
-                load_average=round(os.getloadavg()[0], 2),
-                versions=package_versions(["torch", "numpy", "dm-control", "mujoco"]),
-                command="python benchmarks/attention_saliency.py --tasks "
-                + " ".join(args.tasks) + " --grids " + " ".join(map(str, args.grids))
-                + f" --steps {args.steps}",
-            )  # fmt: skip
+                provenance(
+                    "python benchmarks/attention_saliency.py --tasks "
+                    + " ".join(args.tasks)
+                    + " --grids "
+                    + " ".join(map(str, args.grids))
+                    + f" --steps {args.steps}"
+                )
+            )
             atomic_write_json(results_file, results)
             atomic_write_text(out / "attention_saliency.md", markdown(results, reference))
             print(f"{key}: max F-beta {held['max_f_beta']:.3f} MAE {held['mae']:.4f}", flush=True)
@@ -103,9 +102,7 @@ def markdown(results: dict, reference: dict) -> str:
     lines = [
         "# Saliency with no person: the attention module's maps against the oracle's",
         "",
-        f"Measured {results['date']} on {results['machine']}, 1 torch thread, load average "
-        f"{results['load_average']} (other benchmarks ran beside it); versions "
-        f"{results['versions']}. Command: `{results['command']}`.",
+        measured_line(results),
         "",
         "Protocol: benchmarks/saliency_predictors.py's test set per task (2,000 random-policy "
         "frames, seeds 1000+, visarl-dmc preset, 64x64; 200 oracle-clicked frames as the ground "

@@ -18,14 +18,12 @@ Writes probe_cartpole.json and probe_cartpole.md under --out after every probe.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import time
 from pathlib import Path
 
 import torch
-from machine_info import cpu_model, package_versions
+from machine_info import measured_line, provenance
 
 from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 from saliency_rl.data.collect import collect
@@ -78,12 +76,8 @@ def main() -> None:
         report = probe(dataset, load_encoder(spec), frame_stack=3, progress=False)
         report["wall_seconds"] = round(time.perf_counter() - started, 1)
         results["probes"][label] = report
-        results.update(
-            machine=cpu_model(), date=datetime.date.today().isoformat(), threads=1,
-            versions=package_versions(["torch", "numpy", "dm-control", "mujoco"]),
-            command="python benchmarks/probe_cartpole.py --steps " + " ".join(map(str, steps)),
-            load_average=round(os.getloadavg()[0], 2),
-        )  # fmt: skip
+        command = "python benchmarks/probe_cartpole.py --steps " + " ".join(map(str, steps))
+        results.update(provenance(command))
         atomic_write_json(results_file, results)
         atomic_write_text(out / "probe_cartpole.md", markdown(results))
         print(f"{label}: {report['views']['stack']['mlp_mean']}", flush=True)
@@ -93,9 +87,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# State probes on cartpole-swingup (issue 24)",
         "",
-        f"Measured {results['date']} on {results['machine']}, 1 torch thread, load average "
-        f"{results['load_average']} (a DMC-100k benchmark ran beside it); versions "
-        f"{results['versions']}. Command: `{results['command']}`.",
+        measured_line(results).replace("other benchmarks", "a DMC-100k benchmark"),
         "",
         "Data: 24 random-policy episodes of dmc:cartpole-swingup, DMC-100k preset (action "
         "repeat 8), 64x64, 3,024 frames; fit on 14 episodes, validation 4, R² on the last 6 "

@@ -15,14 +15,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
-from machine_info import cpu_model, package_versions
+from machine_info import measured_line, provenance
 from saliency_predictors import data_options, prepare
 
 from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
@@ -78,11 +76,8 @@ def main() -> None:
                 "train_seconds": round(report["train_seconds"], 1),
             }  # fmt: skip
             results.update(
-                machine=cpu_model(), date=datetime.datetime.now().isoformat(timespec="seconds"),
-                load_average=round(os.getloadavg()[0], 2),
-                versions=package_versions(["torch", "numpy", "dm-control", "mujoco"]),
-                command="python benchmarks/suggest_frames.py --tasks " + " ".join(args.tasks),
-            )  # fmt: skip
+                provenance("python benchmarks/suggest_frames.py --tasks " + " ".join(args.tasks))
+            )
             atomic_write_json(results_file, results)
             atomic_write_text(args.out / "suggest_frames.md", markdown(results))
             print(f"{key}: max F-beta {held['max_f_beta']:.3f} MAE {held['mae']:.4f}", flush=True)
@@ -92,9 +87,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# Fewer, better clicks: suggested frames against evenly spread ones",
         "",
-        f"Measured {results['date']} on {results['machine']}, 1 torch thread, load average "
-        f"{results['load_average']} (other benchmarks ran beside it); versions "
-        f"{results['versions']}. Command: `{results['command']}`.",
+        measured_line(results),
         "",
         "Protocol: benchmarks/saliency_predictors.py's (2 random-policy train episodes, seed 0, "
         "visarl-dmc preset, 64x64; 10 oracle-clicked frames; the small U-Net at its default "
