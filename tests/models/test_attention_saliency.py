@@ -44,7 +44,7 @@ def attention_64(tmp_path_factory):
 def test_pretrain_on_colour_frames_and_label_a_dataset(attention_64, capsys):
     data, checkpoint = attention_64
     config = json.loads((checkpoint / "config.json").read_text())
-    assert config["kwargs"] == {"in_channels": 3, "image_size": 64, "grid": 16}
+    assert config["kwargs"] == {"in_channels": 3, "image_size": 64, "grid": 32}
     assert config["provenance"]["games"] == ["square"]
     argv = ["label", str(data), "--attention", str(checkpoint), "--no-progress", "--device", "cpu"]
     assert main(argv) == 0, capsys.readouterr().err

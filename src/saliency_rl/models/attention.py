@@ -26,8 +26,9 @@ transposed convolutions, as in the official code (github.com/happywu/Self-Sup-At
 
 Beyond the paper, for control frames (DMC, Meta-World: colour, 64x64): one cell of a 7x7 mask
 is 9 pixels of 64, as wide as a cart or a finger, so the mask cannot outline the bodies. There
-``grid`` sets the mask's side (a power-of-two fraction of the frame: 16 on 64x64 by default,
-4-pixel cells): Φ and Ψ halve the frame with 4x4 stride-2 convolutions (32, then 64 channels)
+``grid`` sets the mask's side (a power-of-two fraction of the frame: half the side by default,
+32 on 64x64, 2-pixel cells; it outlined the bodies best of 8, 16 and 32 on cartpole and finger,
+benchmarks/results/attention_saliency.md): Φ and Ψ halve the frame with 4x4 stride-2 convolutions (32, then 64 channels)
 down to the grid, then a 3x3 convolution to 32 channels; the decoder mirrors them.
 """
 
@@ -66,7 +67,7 @@ def _layers(image_size: int, grid: int) -> list[tuple[int, int, int, int, int]]:
     if halvings < 1 or halvings != int(halvings):
         raise ValueError(
             f"a {grid}x{grid} mask on {image_size}x{image_size} frames: the grid must be the "
-            f"frame side over a power of two (e.g. {image_size // 4}), or 7 on 84x84 (Atari)"
+            f"frame side over a power of two (e.g. {image_size // 2}), or 7 on 84x84 (Atari)"
         )
     sides = [image_size >> (i + 1) for i in range(int(halvings))]
     channels = [32] + [64] * (len(sides) - 1)
@@ -153,7 +154,7 @@ class SelfSupervisedAttention(nn.Module):
 
     def __init__(self, in_channels: int = 1, image_size: int = IMAGE_SIZE, grid: int = 0) -> None:
         super().__init__()
-        grid = grid or (FEATURE_SIZE if image_size == IMAGE_SIZE else image_size // 4)
+        grid = grid or (FEATURE_SIZE if image_size == IMAGE_SIZE else image_size // 2)
         self.in_channels, self.image_size, self.grid = in_channels, image_size, grid
         self.encoder = _conv_trunk(in_channels, False, image_size, grid)  # Φ
         self.mask_trunk = _conv_trunk(in_channels, True, image_size, grid)  # Ψ, before its head
