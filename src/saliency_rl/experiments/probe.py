@@ -35,6 +35,7 @@ Encoders (``--encoder``; :func:`load_encoder`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -65,7 +66,7 @@ class ProbeEncoder:
     per_frame: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None
     """``(frames uint8 (T, C, H, W), episode fields) -> (T, D)``; None: stacks only."""
     per_stack: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None = None
-    """``(stacks uint8 (T, k*C, H, W), episode fields) -> (T, D)``; None: per-frame
+    """``(stacks uint8 (T, k*C, H, W), episode fields (T, ...)) -> (T, D)``; None: per-frame
     features concatenated over the stack."""
     frame_stack: int | None = None
     """The stack the encoder reads (a SAC run's), or None: the probe's ``frame_stack``."""
@@ -262,24 +263,30 @@ def target_names(dataset: Dataset) -> list[str]:
 
 
 def _proprio_names(dataset: Dataset, size: int) -> list[str]:
+    names = _dmc_observation_names(dataset.env_spec)
+    return list(names) if len(names) == size else [f"proprio[{i}]" for i in range(size)]
+
+
+@functools.cache
+def _dmc_observation_names(env_spec: str) -> tuple[str, ...]:
+    """DMC's observation keys, one name per number (an env is built once per spec: probing
+    several encoders of one dataset asks again); () for other suites."""
     from saliency_rl.envs.spec import parse_spec
 
-    fallback = [f"proprio[{i}]" for i in range(size)]
-    if parse_spec(dataset.env_spec).suite != "dmc":
-        return fallback
+    if parse_spec(env_spec).suite != "dmc":
+        return ()
     from saliency_rl.envs import make_env
 
-    env = make_env(dataset.env_spec, image_size=16)
+    env = make_env(env_spec, image_size=16)
     try:
         spec = env.unwrapped._env.observation_spec()
     finally:
         env.close()
-    names = [
+    return tuple(
         f"{key}[{i}]" if int(np.prod(value.shape)) > 1 else key
         for key, value in spec.items()
         for i in range(max(1, int(np.prod(value.shape))))
-    ]
-    return names if len(names) == size else fallback
+    )
 
 
 def probe(
@@ -338,8 +345,7 @@ def probe(
                 views["stack"].append(stack_rows(per_frame, k).reshape(len(rgb), -1))
         if encoder.per_stack is not None:
             stacks = stack_rows(rgb, k).reshape(len(rgb), -1, *rgb.shape[2:])
-            stacked_fields = {n: stack_rows(v, k) for n, v in data.items() if n != "rgb"}
-            views["stack"].append(encoder.per_stack(stacks, stacked_fields))
+            views["stack"].append(encoder.per_stack(stacks, data))
         row = [data[f].reshape(len(rgb), -1).astype(np.float64) for f in quantities]
         targets.append(np.concatenate(row, axis=1))
         episode_of_row.append(np.full(len(rgb), e))
@@ -397,27 +403,6 @@ def probe_summary(report: dict[str, Any]) -> list[str]:
         value = report.get("views", {}).get(view, {}).get(f"{kind}_mean")
         cells.append("–" if value is None else f"{value:.3f}")
     return cells
-
-
-def find_probes(paths: Sequence[str | Path], max_depth: int = 4) -> list[tuple[Path, dict]]:
-    """Every ``probe.json`` under ``paths`` (``saliency-rl probe --out DIR``), read."""
-    found: dict[Path, dict] = {}
-    for root in map(Path, paths):
-        candidates = [root / "probe.json"] if max_depth == 0 else []
-        if root.is_dir():
-            candidates += [
-                p
-                for p in root.rglob("probe.json")
-                if len(p.relative_to(root).parts) <= max_depth + 1
-            ]
-        for path in candidates:
-            try:
-                report = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(report, dict) and "views" in report:
-                found.setdefault(path.resolve(), report)
-    return sorted(found.items(), key=lambda item: (item[1].get("env_spec", ""), item[1]["encoder"]))
 
 
 def write_probe(report: dict[str, Any], out: str | Path) -> Path:
@@ -534,7 +519,6 @@ __all__ = [
     "ProbeEncoder",
     "SUMMARY_COLUMNS",
     "downsample",
-    "find_probes",
     "fit_mlp",
     "fit_probes",
     "fit_ridge",

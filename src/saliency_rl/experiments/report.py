@@ -40,7 +40,7 @@ import numpy as np
 from saliency_rl.algos.a2c_masks import collapse_note
 from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_text
 from saliency_rl.errors import SaliencyRLError
-from saliency_rl.experiments.probe import SUMMARY_COLUMNS, find_probes, probe_summary
+from saliency_rl.experiments.probe import SUMMARY_COLUMNS, probe_summary
 from saliency_rl.experiments.stats import iqm, stratified_bootstrap_ci
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
@@ -177,6 +177,17 @@ def keypoint_table_markdown(runs: Sequence[KeypointRun]) -> tuple[str, str]:
         f"</tr></thead><tbody>{''.join(rows_html)}</tbody></table>"
     )
     return "\n".join(md), table
+
+
+def find_probes(paths: Iterable[str | Path], max_depth: int = 4) -> list[dict[str, Any]]:
+    """Every probe report (``probe.json``, ``saliency-rl probe --out DIR``) under ``paths``."""
+    found: dict[Path, dict[str, Any]] = {}
+    for root in paths:
+        for directory in _walk(Path(root), max_depth):
+            report = _read_json(directory / "probe.json")
+            if isinstance(report, dict) and "views" in report:
+                found.setdefault(directory.resolve(), report)
+    return sorted(found.values(), key=lambda r: (r.get("env_spec", ""), r.get("encoder", "")))
 
 
 def find_runs(paths: Iterable[str | Path], max_depth: int = 4) -> list[Run]:
@@ -601,7 +612,7 @@ def write_report(
         header = ["encoder", "task", "frames", *SUMMARY_COLUMNS]
         rows = [
             [r["encoder"], r.get("env_spec", ""), str(r.get("frames", "")), *probe_summary(r)]
-            for _, r in probes
+            for r in probes
         ]
         md += [f"### {title}", "", "| " + " | ".join(header) + " |"]
         md += ["|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]

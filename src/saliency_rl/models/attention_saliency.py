@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from saliency_rl.checkpoint import read_config
+from saliency_rl.errors import CheckpointError
 from saliency_rl.models.attention import MODEL_NAME, SelfSupervisedAttention, load_attention
 from saliency_rl.saliency.predictor import BATCH_SIZE, SaliencyPredictor
 
@@ -54,7 +55,7 @@ def is_attention_checkpoint(path: str | Path) -> bool:
     """Whether ``path`` is a ``pretrain-attention`` checkpoint."""
     try:
         return read_config(path).get("model") == MODEL_NAME
-    except Exception:  # not a checkpoint at all: the predictor's loader names the fault
+    except (CheckpointError, OSError):  # not a checkpoint: the predictor's loader says why
         return False
 
 
