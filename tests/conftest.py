@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -108,3 +109,42 @@ def tiny_multimae_64(fake_dataset_64, tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     return runs
+
+
+# ---------------------------------------------------------------------- video clips
+CLIP_COLOURS = [(230, 20, 20), (20, 230, 20), (20, 20, 230)]
+
+
+def _write_clip(path, colours, size=(80, 72)) -> None:
+    """An MP4 of flat-coloured frames with a bright square that moves; size (width, height)."""
+    import imageio_ffmpeg
+
+    width, height = size
+    writer = imageio_ffmpeg.write_frames(
+        str(path), size, fps=10, macro_block_size=1, quality=9, output_params=["-loglevel", "error"]
+    )
+    writer.send(None)
+    for i, colour in enumerate(colours):
+        frame = np.empty((height, width, 3), np.uint8)
+        frame[:] = colour
+        frame[10 + i : 30 + i, 10:30] = 255
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+@pytest.fixture(scope="session")
+def write_clip():
+    """``write_clip(path, colours, size=(w, h))``: a small MP4 made here, never downloaded."""
+    return _write_clip
+
+
+@pytest.fixture(scope="session")
+def dmcgb_clips(tmp_path_factory):
+    """A folder laid out as DMC-GB's data: video_hard/ (2 clips of 3 frames), video_easy/."""
+    root = tmp_path_factory.mktemp("dmcgb")
+    (root / "video_hard").mkdir()
+    _write_clip(root / "video_hard" / "video0.mp4", CLIP_COLOURS)
+    _write_clip(root / "video_hard" / "video1.mp4", CLIP_COLOURS[::-1])
+    (root / "video_easy").mkdir()
+    _write_clip(root / "video_easy" / "video0.mp4", CLIP_COLOURS[:2])
+    return root

@@ -40,8 +40,13 @@ VIDEO_SIZE = 256
 
 # ---------------------------------------------------------------------- run directories
 def eval_file_name(distractor: str | None) -> str:
-    """``eval_<distractor>.json``, ``eval_clean.json`` without one."""
-    return f"eval_{distractor or 'clean'}.json"
+    """``eval_<distractor>.json``, ``eval_clean.json`` without one; a mode with DMC-GB's data
+    (``video_hard:/data/dmcgb``) is named after the data (``eval_video_hard@dmcgb.json``)."""
+    if distractor is None or distractor == "clean":
+        return "eval_clean.json"
+    from saliency_rl.envs.distractors import distractor_name
+
+    return f"eval_{distractor_name(distractor)}.json"
 
 
 POLICY_LOADERS = {
@@ -103,9 +108,10 @@ def evaluate_run(
     Args:
         run_dir: a run directory (config.json with ``algo``, ``env``, ``env_options``).
         episodes: episodes to run; episode i is reset with ``seed + i``.
-        distractor: None / ``"clean"``, or one of our own distractor sets ``color_easy``,
+        distractor: None / ``"clean"``, one of our own distractor sets ``color_easy``,
             ``color_hard``, ``video_easy``, ``video_hard`` (MuJoCo suites only; not
-            comparable with published DMC-GB figures).
+            comparable with published DMC-GB figures), or ``MODE:PATH`` with DMC-GB's own
+            clips or colour lists (``saliency_rl.envs.dmcgb``).
         video: how many episodes (the first ones) to record as MP4 under ``videos/``
             (True: one): the frame the policy saw, upscaled to ``video_size`` pixels high,
             and beside it the policy's saliency map over that frame, where it has one.
@@ -135,7 +141,7 @@ def evaluate_run(
     if distractor == "clean":
         distractor = None
     if distractor is not None:  # imports MuJoCo: not for clean runs (an Atari-only install)
-        from saliency_rl.envs.distractors import DISTRACTOR_MODES, check_distractor
+        from saliency_rl.envs.distractors import DISTRACTOR_MODES, check_distractor, distractor_set
 
         distractor = check_distractor(distractor)
     config, policy = load_run_policy(run_dir, device)
@@ -156,7 +162,7 @@ def evaluate_run(
             raise RunError(f"episode_length must be at least 1, got {episode_length}")
         options["episode_length"] = episode_length
     env = make_env(spec, **options, distractor=distractor, seed=seed)
-    name = distractor or "clean"
+    name = eval_file_name(distractor).removeprefix("eval_").removesuffix(".json")
     recorder = _VideoRecorder(
         run_dir / VIDEO_DIR,
         name,
@@ -182,12 +188,8 @@ def evaluate_run(
         "env": spec,
         "env_options": options,
         "distractor": name,
-        "distractor_set": (
-            "saliency-rl's own (procedural colours and backgrounds); not comparable with "
-            "published DMC-GB numbers, which use real video clips"
-            if distractor
-            else None
-        ),
+        "distractor_source": distractor,
+        "distractor_set": distractor_set(distractor) if distractor else None,
         "policy": "deterministic",
         "seed": seed,
         **summary,

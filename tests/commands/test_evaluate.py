@@ -66,7 +66,13 @@ def test_evaluate_errors_are_one_line(sac_run, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "is not a run directory" in err
     with pytest.raises(SystemExit):  # argparse: an unknown mode, listing the valid ones
         main(["evaluate", str(sac_run), "--distractor", "video"])
-    assert "invalid choice: 'video'" in capsys.readouterr().err
+    assert "unknown distractor 'video'; valid: clean, color_easy" in capsys.readouterr().err
+    # DMC-GB's data from a folder that is not there: one line, nothing written.
+    missing = tmp_path / "no_dmcgb"
+    assert main(["evaluate", str(sac_run), "--distractor", f"video_hard:{missing}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not exist" in err
+    assert not list(sac_run.glob("eval_video_hard@*"))
     (sac_run / "eval.json").rename(sac_run / "eval.json.bak")
     try:
         assert main(["evaluate", str(sac_run), "--no-progress"]) == 2
@@ -95,3 +101,16 @@ def test_evaluate_an_a2c_run_clean_only(tmp_path, capsys):
     assert main([*argv, "--distractor", "video_easy", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "need a MuJoCo suite" in err
+
+
+@pytest.mark.slow
+def test_evaluate_with_dmcgb_style_clips(sac_run, dmcgb_clips, capsys):
+    argv = ["evaluate", str(sac_run), "--episodes", "1", "--episode-length", "2"]
+    argv += ["--distractor", f"video_hard:{dmcgb_clips}", "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    name = f"video_hard@{dmcgb_clips.name}"
+    assert capsys.readouterr().out.split()[0] == name
+    result = json.loads((sac_run / f"eval_{name}.json").read_text())
+    assert result["distractor"] == name
+    assert result["distractor_source"] == f"video_hard:{dmcgb_clips}"
+    assert result["distractor_set"].startswith(f"files from {dmcgb_clips}")

@@ -98,3 +98,28 @@ def test_metaworld_depth_is_upright_like_the_frames(tmp_path):
     # Upright, the nearest surface (the table's front edge) is at the bottom of the image and
     # the far wall at the top; a frame turned upside down would have it the other way round.
     assert depth[-8:].mean() < depth[:8].mean()
+
+
+def test_background_masks_stored_by_default_for_mujoco_tasks(tmp_path):
+    from saliency_rl.envs import make_env
+    from saliency_rl.envs.distractors import BackgroundMask
+
+    dataset = collect("dmc:walker-walk", tmp_path / "d", frames=4, progress=False, seed=3)
+    background = dataset.episode(0)["background"]
+    assert background.dtype == bool and background.shape == (4, 64, 64)
+    # The first frame's mask is the segmentation's sky and floor of the same reset.
+    env = make_env("dmc:walker-walk", seed=3)
+    env.reset(seed=3)
+    np.testing.assert_array_equal(background[0], BackgroundMask.everything(env)())
+    env.close()
+    assert 0.3 < background.mean() < 0.99  # the walker is not background
+    # Appending follows the dataset; asking otherwise is refused with one line.
+    collect("dmc:walker-walk", tmp_path / "d", frames=2, progress=False)
+    with pytest.raises(DatasetError, match="collected with background masks"):
+        collect("dmc:walker-walk", tmp_path / "d", frames=2, progress=False, background=False)
+    plain = collect("dmc:walker-walk", tmp_path / "p", frames=2, progress=False, background=False)
+    assert "background" not in plain.meta["fields"]
+    fake = collect("fake:square", tmp_path / "f", frames=2, progress=False)
+    assert "background" not in fake.meta["fields"]
+    with pytest.raises(EnvSpecError, match="segmentation render"):
+        collect("fake:square", tmp_path / "g", frames=2, progress=False, background=True)

@@ -38,7 +38,8 @@ def test_table_is_mean_and_std_over_seeds_with_the_best_in_bold(tmp_path, capsys
                  [{"step": 5, "return_mean": a / 2}, {"step": 10, "return_mean": a}])  # fmt: skip
         make_run(tmp_path, f"cp_rgbs_{seed}", "dmc:cartpole-swingup", "rgbs", seed,
                  {"return_mean": b, "return_std": 1.0, "episodes": 10},
-                 extra={"eval_video_hard.json": {"return_mean": b / 10, "episodes": 10}})  # fmt: skip
+                 extra={"eval_video_hard.json": {"return_mean": b / 10, "episodes": 10},
+                        "eval_video_hard@dmcgb.json": {"return_mean": b / 5, "episodes": 10}})  # fmt: skip
         # Meta-World: success rate in %; an A2C-format final on another task.
         make_run(tmp_path, f"reach_rgb_{seed}", "metaworld:reach", "rgb", seed,
                  {"return_mean": 1.0, "success_rate": 0.5 + 0.5 * seed})  # fmt: skip
@@ -54,7 +55,7 @@ def test_table_is_mean_and_std_over_seeds_with_the_best_in_bold(tmp_path, capsys
     assert final.best("dmc:cartpole-swingup") == {"rgbs"}
     assert final.text("metaworld:reach", "rgb") == "75.0 ± 25.0"  # success, %
     assert final.text("atari:MsPacman", "a2c-joint") == "1100.0 ± 100.0"
-    assert [t.condition for t in tables(runs)] == ["final", "video_hard"]
+    assert [t.condition for t in tables(runs)] == ["final", "video_hard", "video_hard@dmcgb"]
     # IQM with its stratified-bootstrap interval (2 seeds: the IQM is the mean; the
     # interval spans the two resamplings' extremes).
     assert final.text("dmc:cartpole-swingup", "rgb", "iqm") == "150.0 [100.0, 200.0]"
@@ -67,6 +68,9 @@ def test_table_is_mean_and_std_over_seeds_with_the_best_in_bold(tmp_path, capsys
     assert "| atari:MsPacman | **1100.0 ± 100.0** | – | – |" not in markdown  # one method: no bold
     assert "| atari:MsPacman | 1100.0 ± 100.0 | – | – |" in markdown
     assert "IQM [95 % stratified-bootstrap interval]" in markdown
+    # Each distractor table says which set its numbers come from.
+    assert "video_hard (" in markdown and "our own distractor set, not comparable" in markdown
+    assert "video_hard with the files of dmcgb" in markdown
     assert (
         "| dmc:cartpole-swingup | – | 150.0 [100.0, 200.0] | **400.0 [300.0, 500.0]** |" in markdown
     )

@@ -55,6 +55,7 @@ def test_every_shipped_grid_expands_into_valid_commands(tmp_path):
         ({"options": {"total-steps": "{steps}"}}, "unknown placeholder {steps}"),
         ({"options": {"totl-steps": 5}}, "is not a valid command: "),
         ({"resources": {"gpus": 1}}, "unknown keys ['gpus']"),
+        ({"evaluate": ["clean", "video"]}, "evaluate: unknown distractor 'video'"),
     ],
 )
 def test_a_bad_grid_is_one_line(tmp_path, capsys, change, message):

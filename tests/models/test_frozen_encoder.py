@@ -81,6 +81,29 @@ def test_rgb_plus_saliency_predicts_maps_or_takes_them():
     assert bare(x, saliency=maps).shape == (2, 32)
 
 
+def test_rgb_x_saliency_sees_only_what_the_map_keeps():
+    net = model(("rgb",))
+    encoder = FrozenMultiMAEEncoder(net, "rgb_x_saliency", RedPredictor())
+    assert encoder.needs_saliency and encoder.feature_dim == 32
+    x = frames()
+    maps = np.zeros((2, 1, SIZE, SIZE), np.float32)
+    maps[:, :, 8:20, 8:20] = 1.0
+    maps[:, :, 20:24, 8:20] = 0.5
+    masked = torch.from_numpy(x).float() * torch.from_numpy(maps)
+    expected = net.features({"rgb": rgb_to_input(masked)}).numpy()
+    assert np.allclose(encoder(x, saliency=maps), expected, atol=1e-6)
+    # A new background where the map is 0 changes nothing: the point of the mode.
+    other = frames(seed=1)
+    kept = maps[:, 0] > 0
+    other[:, :, kept[0]] = x[:, :, kept[0]]
+    assert np.array_equal(encoder(other, saliency=maps), encoder(x, saliency=maps))
+    assert not np.allclose(encoder(x), encoder(other))  # predicted maps: red decides
+    with pytest.raises(ModelError, match="needs a model pretrained on rgb"):
+        FrozenMultiMAEEncoder(model(("saliency",)), "rgb_x_saliency")
+    with pytest.raises(ModelError, match="mode rgb_x_saliency needs saliency maps"):
+        FrozenMultiMAEEncoder(net, "rgb_x_saliency")(x)
+
+
 def test_stacked_frames_give_concatenated_features():
     encoder = FrozenMultiMAEEncoder(model(("rgb", "saliency")), "rgb+saliency", RedPredictor())
     stacked = frames(2, channels=9)

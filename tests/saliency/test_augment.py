@@ -77,3 +77,35 @@ def test_shifts_rotations_and_zooms_move_frame_and_map_alike():
     assert torch.allclose(turned[:, 0], turned_maps, atol=1e-6)
     assert not torch.allclose(turned_maps, maps)
     assert torch.allclose(turned[:, 2], torch.ones(8, 16, 16))  # border padding, no black
+
+
+def test_background_replacement_is_seeded_and_spares_agent_and_salient_pixels():
+    from saliency_rl.saliency.augment import background_textures, replace_background
+
+    torch.manual_seed(0)
+    frames = torch.rand(32, 3, 16, 16)
+    maps = torch.zeros(32, 16, 16)
+    maps[:, 6:9, 6:9] = 0.8  # salient, and marked background: must not change anyway
+    backgrounds = torch.zeros(32, 16, 16, dtype=torch.bool)
+    backgrounds[:, :10] = True  # the top rows are sky
+
+    def run(seed: int) -> torch.Tensor:
+        return replace_background(frames, maps, backgrounds, torch.Generator().manual_seed(seed))
+
+    out = run(0)
+    assert torch.equal(out, run(0)) and not torch.equal(out, run(1))
+    spared = ~backgrounds | (maps >= 0.5)
+    assert torch.equal(out.permute(1, 0, 2, 3)[:, spared], frames.permute(1, 0, 2, 3)[:, spared])
+    changed = (out != frames).flatten(1).any(dim=1)
+    assert 4 < changed.sum() < 28  # about half the samples (probability 0.5)
+    assert torch.equal(replace_background(frames, maps, backgrounds, torch.Generator(), 0), frames)
+    textures, kind = background_textures(frames, torch.Generator().manual_seed(0))
+    assert textures.shape == frames.shape and set(kind.tolist()) == {0, 1, 2}
+    assert textures.min() >= 0 and textures.max() <= 1
+    grey, _ = background_textures(frames[:, :1], torch.Generator().manual_seed(0))
+    assert grey.shape == (32, 1, 16, 16)
+    # Through augment: without masks, nothing of this draws from the generator.
+    config = AugmentConfig(hflip=0, vflip=0, shift=0, degrees=0, scale=0, brightness=0,
+                           contrast=0, saturation=0, hue=0, background=1.0 - 1e-9)  # fmt: skip
+    out, out_maps = augment(frames, maps, torch.Generator().manual_seed(0), config, backgrounds)
+    assert torch.equal(out_maps, maps) and (out != frames).flatten(1).any(dim=1).all()

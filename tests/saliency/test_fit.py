@@ -116,3 +116,19 @@ def test_predictor_api(annotated, tmp_path):
         predictor.predict(np.zeros((3, 32, 32), np.uint8))
     with pytest.raises(CheckpointError, match="does not exist"):
         SaliencyPredictor.load(tmp_path / "missing")
+
+
+def test_background_replacement_on_with_masks_and_said_when_off(tmp_path):
+    from saliency_rl.data.collect import collect
+
+    dataset = collect("dmc:cartpole-swingup", tmp_path / "d", frames=12, progress=False)
+    annotate_with_oracle(dataset, 6, seed=0)
+    report = fit_predictor(dataset, tmp_path / "on", holdout=0, **TINY)
+    assert report["background_replacement"] == "on (probability 0.5)"
+    off = fit_predictor(dataset, tmp_path / "off", augment=AugmentConfig(background=0), **TINY)
+    assert off["background_replacement"].startswith("off (switched off")
+    plain = collect("dmc:cartpole-swingup", tmp_path / "p", frames=12, progress=False,
+                    background=False)  # fmt: skip
+    annotate_with_oracle(plain, 6, seed=0)
+    missing = fit_predictor(plain, tmp_path / "missing", **TINY)
+    assert "no background masks" in missing["background_replacement"]

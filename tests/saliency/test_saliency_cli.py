@@ -56,3 +56,21 @@ def test_bad_input_is_one_line(fake_dataset, tmp_path):
         run("label", root, "--predictor", str(tmp_path / "nowhere")), "checkpoint", "does not exist"
     )
     one_error_line(run("train-saliency", root, "--holdout", "1.5"), "--holdout")
+    one_error_line(run("train-saliency", root, "--background-augment", "2"), "--background-augment")
+
+
+def test_background_replacement_from_the_command_line(tmp_path, capsys):
+    root = str(tmp_path / "walker")
+    collect = ["collect", "--env", "dmc:walker-walk", "--frames", "12", "--out", root]
+    assert main([*collect, "--no-progress"]) == 0
+    assert "background bool[64, 64]" in capsys.readouterr().out
+    assert main(["annotate", root, "--oracle", "--frames", "4"]) == 0
+    fit = ["train-saliency", root, "--size", "tiny", "--steps", "2", "--no-progress"]
+    assert main(fit) == 0
+    assert "background replacement: on (probability 0.5)" in capsys.readouterr().out
+    assert main([*fit, "--background-augment", "0"]) == 0
+    assert "background replacement: off (switched off" in capsys.readouterr().out
+    plain = str(tmp_path / "plain")
+    collect = ["collect", "--env", "dmc:walker-walk", "--frames", "4", "--out", plain]
+    assert main([*collect, "--no-background", "--no-progress"]) == 0
+    assert "background bool" not in capsys.readouterr().out

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from saliency_rl.errors import SaliencyRLError
-from saliency_rl.models.frozen_encoder import FrozenMultiMAEEncoder
+from saliency_rl.models.frozen_encoder import SALIENCY_ENCODER_MODES, FrozenMultiMAEEncoder
 from saliency_rl.models.pixel_cnn import uses_saliency
 
 
@@ -53,7 +53,9 @@ class StepInputs:
         self.encoder, self.mode = encoder, mode
         self.k, self.channels, self.size = frames, frame_channels, image_size
         self.device = torch.device(device)
-        self.needs_maps = uses_saliency(mode) if encoder == "cnn" else mode == "rgb+saliency"
+        self.needs_maps = (
+            uses_saliency(mode) if encoder == "cnn" else mode in SALIENCY_ENCODER_MODES
+        )
         self.stores_rgb = encoder == "cnn" and mode != "saliency"
         if self.needs_maps and predictor is None:
             raise SaliencyRLError(

@@ -92,6 +92,28 @@ def fraction(text: str) -> float:
     return value
 
 
+DISTRACTOR_HELP = (
+    "our own sets: color_easy, color_hard (colours drawn around the defaults), video_easy, "
+    "video_hard (procedural moving backgrounds; hard also replaces the floor); or MODE:PATH "
+    "for DMC-GB's own data (video_hard:DIR with DIR/video_hard/*.mp4 or clips in DIR, "
+    "color_hard:DIR with DIR/color_hard.json)"
+)
+
+
+def distractor_mode(text: str) -> str:
+    """An option type: ``clean``, a distractor mode, or ``MODE:PATH`` (files read later)."""
+    from saliency_rl.envs.spec import parse_distractor
+    from saliency_rl.errors import EnvSpecError
+
+    if text == "clean":
+        return text
+    try:
+        parse_distractor(text)
+    except EnvSpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def int_types(positive: Sequence[str], non_negative: Sequence[str]) -> dict[str, Callable]:
     """``add_dataclass_options``' ``types`` for integer fields: positive or non-negative."""
     return {

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> None:
         args.out,
         env_options=env_options(args),
         **given(args, "progress", "episodes", "frames", "policy", "seed", "depth"),
+        background=False if args.no_background else None,
     )
     print(dataset.summary())
 
@@ -58,6 +59,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--depth",
         action="store_true",
         help="also store MuJoCo's depth render (for MultiMAE's depth and normals modalities)",
+    )
+    parser.add_argument(
+        "--no-background",
+        action="store_true",
+        help="do not store background masks (stored by default for dmc and metaworld: they let "
+        "train-saliency replace the background so predictors ignore distractors)",
     )
     add_run_options(parser, device=None)
     add_env_options(parser)

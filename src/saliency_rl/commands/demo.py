@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from saliency_rl.commands.args import (
+    DISTRACTOR_HELP,
     add_choice,
     add_run_options,
+    distractor_mode,
     given,
     non_negative_int,
     positive_int,
@@ -74,8 +76,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--annotate-frames", type=positive_int, help="frames to annotate (10)")
     parser.add_argument(
         "--distractor",
-        choices=("color_easy", "color_hard", "video_easy", "video_hard"),
-        help="distractor of the robustness evaluation (color_hard)",
+        type=distractor_mode,
+        metavar="MODE",
+        help="distractor of the robustness evaluation (color_hard): " + DISTRACTOR_HELP,
     )
     parser.add_argument("--seed", type=non_negative_int, help="random seed (0)")
     parser.add_argument(

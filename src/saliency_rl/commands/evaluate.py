@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from saliency_rl.commands.args import add_run_options, given, non_negative_int, positive_int
-
-# Listed here, not imported, so that `saliency-rl --help` does not load MuJoCo.
-DISTRACTORS = ("clean", "color_easy", "color_hard", "video_easy", "video_hard")
+from saliency_rl.commands.args import (
+    DISTRACTOR_HELP,
+    add_run_options,
+    distractor_mode,
+    given,
+    non_negative_int,
+    positive_int,
+)
 
 HELP = "evaluate a finished run (sac, bc, a2c), clean or under visual distractors"
 DESCRIPTION = (
@@ -18,21 +22,25 @@ DESCRIPTION = (
     "sets (colours drawn around the defaults; procedurally generated moving backgrounds "
     "composited with MuJoCo's segmentation render), for dmc and metaworld runs: their "
     "figures are NOT comparable with published DMControl Generalization Benchmark "
-    "numbers, which use real video clips."
+    "numbers, which use real video clips. MODE:PATH uses DMC-GB's own clips and colour "
+    "lists from PATH instead (e.g. --distractor video_hard:~/dmcgb), with DMC-GB's protocol; "
+    "those results go to RUN/eval_<mode>@<folder>.json."
 )
 
 
 def run(args: argparse.Namespace) -> None:
+    from saliency_rl.envs.spec import DISTRACTOR_MODES
     from saliency_rl.evaluation import eval_file_name, evaluate_run
 
-    modes = [m for d in args.distractor for m in (DISTRACTORS if d == "all" else (d,))]
+    every = ("clean", *DISTRACTOR_MODES)
+    modes = [m for d in args.distractor for m in (every if d == "all" else (d,))]
     for distractor in dict.fromkeys(modes):  # each once, in the order given
         result = evaluate_run(
             args.run,
             distractor=distractor,
             **given(args, "progress", "episodes", "video", "seed", "device", "episode_length"),
         )
-        line = f"{distractor:<10} return {result['return_mean']:.1f} ± {result['return_std']:.1f}"
+        line = f"{result['distractor']:<10} return {result['return_mean']:.1f} ± {result['return_std']:.1f}"
         if "success_rate" in result:
             line += f"  success {result['success_rate']:.2f}"
         line += f"  ({result['episodes']} episodes) -> {args.run}/{eval_file_name(distractor)}"
@@ -51,13 +59,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--distractor",
         nargs="+",
-        choices=(*DISTRACTORS, "all"),
+        type=lambda text: text if text == "all" else distractor_mode(text),
         default=["clean"],
         metavar="MODE",
-        help="one or more of: clean (default), color_easy, color_hard (sky, floor, agent "
-        "colours; Meta-World: sky, table, floor, walls; std 0.1 / 0.2), video_easy (moving "
-        "background behind; Meta-World: sky, floor, walls), video_hard (also the floor; "
-        "Meta-World: the table), or all of them. Our own sets, not DMC-GB's",
+        help="one or more of: clean (default), all (clean and our four sets), " + DISTRACTOR_HELP,
     )
     parser.add_argument(
         "--video",

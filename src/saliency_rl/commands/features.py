@@ -71,9 +71,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", required=True, help="pretraining run or checkpoint directory")
     parser.add_argument(
         "--mode",
-        choices=("rgb", "rgb+saliency-pretrain-only", "rgb+saliency"),
+        choices=("rgb", "rgb+saliency-pretrain-only", "rgb+saliency", "rgb_x_saliency"),
         help="rgb (RGB-only pretraining), rgb+saliency-pretrain-only (RGB input to a model "
-        "pretrained with saliency) or rgb+saliency (default: what the model was pretrained on)",
+        "pretrained with saliency), rgb+saliency, or rgb_x_saliency (frames multiplied by "
+        "their saliency maps; default: what the model was pretrained on)",
     )
     parser.add_argument(
         "--predictor", help="saliency predictor checkpoint (mode rgb+saliency in an env)"

@@ -7,15 +7,16 @@ import json
 from collections.abc import Sequence
 
 from saliency_rl.commands.args import (
+    DISTRACTOR_HELP,
     add_dataclass_options,
     add_run_options,
+    distractor_mode,
     given,
     int_types,
     run_to_resume,
 )
 from saliency_rl.errors import SaliencyRLError
 
-DISTRACTORS = ("color_easy", "color_hard", "video_easy", "video_hard")
 # BCConfig fields that are options of their own, in --help's order.
 POLICY_FIELDS = ("chunk", "history", "execution", "ensemble_decay")
 NETWORK_FIELDS = ("lstm_hidden", "head_hidden")
@@ -145,8 +146,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--eval-distractor",
         action="append",
-        choices=DISTRACTORS,
-        help="also evaluate the final policy under this distractor (our own sets; repeatable)",
+        type=distractor_mode,
+        metavar="MODE",
+        help="also evaluate the final policy under this distractor (repeatable): "
+        + DISTRACTOR_HELP,
     )
     add_run_options(
         parser,

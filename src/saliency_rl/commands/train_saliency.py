@@ -23,9 +23,13 @@ DESCRIPTION = (
 
 
 def run(args: argparse.Namespace) -> None:
+    from saliency_rl.saliency.augment import AugmentConfig
     from saliency_rl.saliency.fit import fit_predictor
 
     out = args.out or os.path.join(args.dataset, "predictors", args.model)
+    augment = {}
+    if args.background_augment is not None:
+        augment["augment"] = AugmentConfig(background=args.background_augment)
     report = fit_predictor(
         args.dataset,
         out,
@@ -41,6 +45,7 @@ def run(args: argparse.Namespace) -> None:
             "seed",
             "device",
         ),
+        **augment,
     )
     held = report["holdout_metrics"]
     print(
@@ -54,6 +59,7 @@ def run(args: argparse.Namespace) -> None:
         )
     else:
         print("no held-out frames with salient points: no F-beta (see report.json)")
+    print(f"background replacement: {report['background_replacement']}")
     print(f"report {os.path.join(out, 'report.json')}  preview {os.path.join(out, 'preview.png')}")
 
 
@@ -76,6 +82,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     holdout = "fraction of annotated frames held out for the report (0.2; 0 trains on all)"
     parser.add_argument("--holdout", type=fraction, default=0.2, help=holdout)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--background-augment",
+        type=fraction,
+        metavar="P",
+        help="share of training samples whose background (sky, floor: the dataset's background "
+        "masks) is replaced by random textures, for robustness to visual distractors "
+        "(0.5; 0 switches it off)",
+    )
     add_run_options(
         parser, out="checkpoint directory (default: DATASET/predictors/<model>)", threads=True
     )

@@ -66,7 +66,9 @@ def make_policy(name: str, env: gym.Env) -> Policy:
     raise EnvSpecError(f"unknown policy {name!r}; valid policies: {', '.join(POLICIES)}")
 
 
-def episode_fields(env: gym.Env, suite: str, depth: bool = False) -> dict[str, FieldSpec]:
+def episode_fields(
+    env: gym.Env, suite: str, depth: bool = False, background: bool = False
+) -> dict[str, FieldSpec]:
     """What one frame of this environment stores (rgb unstacked: the newest frame only)."""
     space = env.observation_space
     channels = frame_channels(env)
@@ -88,6 +90,8 @@ def episode_fields(env: gym.Env, suite: str, depth: bool = False) -> dict[str, F
         fields["raw_reward"] = FieldSpec("float32", ())
     if depth:
         fields["depth"] = FieldSpec("float16", (height, width))  # metres; half is plenty
+    if background:
+        fields["background"] = FieldSpec("bool", (height, width))
     return fields
 
 
@@ -97,6 +101,18 @@ def _depth_renderer(env: gym.Env) -> Callable[[], np.ndarray]:
     except AttributeError:
         raise EnvSpecError(
             "depth needs a MuJoCo depth render, which only dmc and metaworld tasks have"
+        ) from None
+
+
+def _background_renderer(env: gym.Env) -> Callable[[], np.ndarray]:
+    from saliency_rl.envs.distractors import BackgroundMask
+
+    try:
+        return BackgroundMask.everything(env)
+    except EnvSpecError:
+        raise EnvSpecError(
+            "background masks need MuJoCo's segmentation render, which only dmc and metaworld "
+            "tasks have: leave out --background"
         ) from None
 
 
@@ -117,6 +133,7 @@ def collect(
     seed: int = 0,
     env_options: Mapping[str, Any] | None = None,
     depth: bool = False,
+    background: bool | None = None,
     progress: bool = True,
 ) -> Dataset:
     """Roll out ``policy`` for ``episodes`` episodes or ``frames`` frames into the dataset at ``out``.
@@ -138,6 +155,11 @@ def collect(
         depth: also store MuJoCo's depth render of every frame (field ``depth``, metres,
             float16 (H, W)), for the depth and normals modalities of MultiMAE. Costs a
             second render per step.
+        background: also store which pixels are background (field ``background``, bool
+            (H, W): sky and floor; Meta-World also walls and table), from MuJoCo's
+            segmentation render, so saliency predictors can be trained to ignore what is
+            behind the agent (``saliency.augment``). None (default): on for dmc and
+            metaworld, and, when appending, as the dataset was collected.
         progress: show a progress bar on stderr.
     """
     if (episodes is None) == (frames is None):
@@ -155,17 +177,27 @@ def collect(
         dataset = _open_for_append(out, str(spec), options)
         options = dict(dataset.env_options)  # options not given again are the dataset's
 
+    if background is None:
+        background = (
+            "background" in dataset.meta["fields"]
+            if dataset is not None
+            else spec.suite in ("dmc", "metaworld")
+        )
     env = make_env(str(spec), seed=seed, **options)
     try:
         actor = make_policy(policy, env)
-        render_depth = _depth_renderer(env) if depth else None
+        renderers = {}
+        if depth:
+            renderers["depth"] = _depth_renderer(env)
+        if background:
+            renderers["background"] = _background_renderer(env)
         if dataset is None:
             fovy = getattr(env.unwrapped, "camera_fovy", None)
             dataset = Dataset.create(
                 out,
                 env_spec=str(spec),
                 env_options=options,
-                fields=episode_fields(env, spec.suite, depth),
+                fields=episode_fields(env, spec.suite, depth, background),
                 salient_point_names=_salient_point_names(env),
                 camera={"fovy_degrees": fovy} if fovy is not None else None,
             )
@@ -173,6 +205,11 @@ def collect(
             raise DatasetError(
                 f"dataset {out} was collected {'without' if depth else 'with'} depth: "
                 f"{'leave out' if not depth else 'add'} --depth to append to it"
+            )
+        elif background != ("background" in dataset.meta["fields"]):
+            raise DatasetError(
+                f"dataset {out} was collected {'without' if background else 'with'} background "
+                f"masks: {'leave out' if background else 'drop'} --no-background to append to it"
             )
         record = None
         channels = frame_channels(env)
@@ -189,7 +226,7 @@ def collect(
                 episode_seed = seed + dataset.num_episodes
                 limit = None if episodes else budget - written
                 arrays = _rollout(
-                    env, actor, episode_seed, channels, dataset.meta["fields"], limit, render_depth
+                    env, actor, episode_seed, channels, dataset.meta["fields"], limit, renderers
                 )
                 if record is None:
                     # Recorded before the first episode file and extended with each, so a
@@ -228,7 +265,7 @@ def _rollout(
     channels: int,
     fields: Mapping[str, Any],
     max_frames: int | None,
-    render_depth: Callable[[], np.ndarray] | None = None,
+    renderers: Mapping[str, Callable[[], np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """One episode as per-frame arrays (see data.dataset for the alignment)."""
     obs, info = env.reset(seed=seed)
@@ -236,7 +273,7 @@ def _rollout(
     rows: dict[str, list] = {name: [] for name in fields}
     terminal = False
     while True:
-        _record_frame(rows, obs, info, channels, render_depth)
+        _record_frame(rows, obs, info, channels, renderers or {})
         done = max_frames is not None and len(rows["rgb"]) >= max_frames
         if done:
             break
@@ -248,7 +285,7 @@ def _rollout(
             rows["raw_reward"].append(info.get("raw_reward", reward))
         if terminated or truncated:
             terminal = bool(terminated)
-            _record_frame(rows, obs, info, channels, render_depth)
+            _record_frame(rows, obs, info, channels, renderers or {})
             break
     # The last frame takes no action: pad so every field has one row per frame.
     spec = {name: FieldSpec.from_json(s) for name, s in fields.items()}
@@ -272,7 +309,7 @@ def _record_frame(
     obs: dict,
     info: dict,
     channels: int,
-    render_depth: Callable[[], np.ndarray] | None,
+    renderers: Mapping[str, Callable[[], np.ndarray]],
 ) -> None:
     rows["rgb"].append(obs["rgb"][-channels:])
     if "proprio" in rows:
@@ -280,5 +317,5 @@ def _record_frame(
     rows["salient_points"].append(info.get("salient_points", np.zeros((0, 2), np.float32)))
     if "success" in rows:  # a property of the state, so it belongs to the frame
         rows["success"].append(bool(info.get("success", False)))
-    if render_depth is not None:
-        rows["depth"].append(render_depth())
+    for name, render in renderers.items():  # extra renders of the same state (depth, ...)
+        rows[name].append(render())

@@ -20,6 +20,9 @@ Modes:
   ``video_easy``, and also the floor (DMC; Meta-World: the table) in ``video_hard``, whose
   backgrounds are also busier and faster. A new background sequence is drawn per episode.
 
+``MODE:PATH`` selects DMC-GB's own data instead (real clips, its colour lists): see
+``saliency_rl.envs.dmcgb``. Numbers measured with them sit beside published DMC-GB tables.
+
 Every draw comes from the seed passed to ``reset`` (or, for ``reset()`` without a seed, from
 a sequence seeded by ``make_env``'s ``seed``), so every method evaluated with the same seeds
 sees the same colours and backgrounds. The distractor changes every frame the env returns
@@ -37,20 +40,23 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from saliency_rl.envs.dmcgb import ColorEntries, VideoClips, color_entries
+from saliency_rl.envs.spec import DISTRACTOR_MODES, parse_distractor
 from saliency_rl.errors import EnvSpecError
 
 __all__ = [
     "COLOR_STD",
     "DISTRACTOR_MODES",
+    "BackgroundMask",
     "DistractorWrapper",
     "MovingBackground",
     "SceneParts",
     "check_distractor",
+    "distractor_name",
+    "distractor_set",
     "scene_parts",
 ]
 
-DISTRACTOR_MODES = ("color_easy", "color_hard", "video_easy", "video_hard")
-"""Our own distractor sets (see the module docstring); ``None`` or ``"clean"``: none."""
 
 COLOR_STD = {"color_easy": 0.1, "color_hard": 0.2}
 """Standard deviation of the colour draws, per RGB channel in [0, 1] (as DMC-GB's)."""
@@ -60,15 +66,42 @@ _SEED_SALT = 0x5A11E7  # keeps distractor draws independent of the task's draws 
 
 
 def check_distractor(mode: str | None) -> str | None:
-    """The mode, or None for ``None`` / ``"clean"``; EnvSpecError listing the valid modes."""
+    """The mode (``MODE`` or ``MODE:PATH``), or None for ``None`` / ``"clean"``.
+
+    EnvSpecError listing the valid forms; a path's files are checked when the env is built.
+    """
     if mode is None or mode == "clean":
         return None
-    if mode not in DISTRACTOR_MODES:
-        raise EnvSpecError(
-            f"unknown distractor {mode!r}; valid: clean, {', '.join(DISTRACTOR_MODES)} "
-            "(our own distractor sets, not DMC-GB's)"
-        )
+    parse_distractor(mode)
     return mode
+
+
+def distractor_name(mode: str | None) -> str:
+    """A mode's name in file names and tables: ``clean``, ``video_hard`` (ours), or
+    ``video_hard@dmcgb`` for ``video_hard:/data/dmcgb`` (the data's folder or file name)."""
+    if check_distractor(mode) is None:
+        return "clean"
+    source = parse_distractor(mode)
+    if source.path is None:
+        return source.mode
+    stem = source.path.resolve().stem or "files"
+    return f"{source.mode}@{stem}"
+
+
+def distractor_set(mode: str | None) -> str | None:
+    """Where a mode's frames come from, for result files; None when clean."""
+    if check_distractor(mode) is None:
+        return None
+    source = parse_distractor(mode)
+    if source.path is None:
+        return (
+            "saliency-rl's own (procedural colours and backgrounds); not comparable with "
+            "published DMC-GB numbers, which use real video clips"
+        )
+    return (
+        f"files from {source.path} (DMC-GB's protocol: saliency_rl.envs.dmcgb); comparable "
+        "with published DMC-GB numbers when these are DMC-GB's own clips or colour lists"
+    )
 
 
 # ---------------------------------------------------------------------- which parts change
@@ -170,8 +203,13 @@ class _TextureColors:
         self.residual = colors - self.lo - self.t[:, None] * span
 
     def draw(self, model: mujoco.MjModel, rng: np.random.Generator, std: float) -> None:
+        """Both end colours drawn around the defaults with ``std`` per channel."""
         lo = np.clip(self.lo + rng.normal(0, std, 3), 0, 1)
         hi = np.clip(self.hi + rng.normal(0, std, 3), 0, 1)
+        self.paint(model, lo, hi)
+
+    def paint(self, model: mujoco.MjModel, lo: np.ndarray, hi: np.ndarray) -> None:
+        """The texture with its darkest and brightest colours moved to ``lo`` and ``hi``."""
         colors = lo + self.t[:, None] * (hi - lo) + self.residual
         colors = np.round(np.clip(colors, 0, 1) * 255).astype(np.uint8)
         texels = model.tex_data[self.slice].reshape(-1, self.channels)  # a view: written in place
@@ -300,6 +338,39 @@ def _periodic_upsample(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
 
 
+# ---------------------------------------------------------------------- what is background
+class BackgroundMask:
+    """The pixels of the current state that are background, from the segmentation render.
+
+    Background is the sky (nothing hit) and the given geoms. Called once per frame; the
+    geom lookup table is built once.
+
+    Args:
+        env: a ``DMCEnv`` or ``MetaWorldEnv`` (or a wrapper of one).
+        geoms: geom ids that count as background besides the sky.
+    """
+
+    def __init__(self, env: gym.Env, geoms: tuple[int, ...]) -> None:
+        self.env = env.unwrapped
+        self.table = np.zeros(env_model(env).ngeom, bool)
+        self.table[list(geoms)] = True
+
+    @classmethod
+    def everything(cls, env: gym.Env) -> BackgroundMask:
+        """All that ``video_hard`` replaces: sky, floor (and Meta-World's walls and table)."""
+        parts = scene_parts(env)
+        return cls(env, parts.easy_geoms + parts.hard_geoms)
+
+    def __call__(self) -> np.ndarray:
+        """bool (H, W): True where the current frame shows background."""
+        segmentation = self.env.render_segmentation()
+        ids, types = segmentation[..., 0], segmentation[..., 1]
+        geom = (types == _GEOM) & (ids >= 0)
+        background = ids < 0
+        background[geom] = self.table[ids[geom]]
+        return background
+
+
 # ---------------------------------------------------------------------- the wrapper
 class DistractorWrapper(gym.Wrapper):
     """Applies one distractor mode to a single-frame DMC or Meta-World env.
@@ -309,41 +380,60 @@ class DistractorWrapper(gym.Wrapper):
 
     Args:
         env: a ``DMCEnv`` or ``MetaWorldEnv``.
-        mode: one of ``DISTRACTOR_MODES``.
+        mode: one of ``DISTRACTOR_MODES``, or ``MODE:PATH`` for DMC-GB's data
+            (``saliency_rl.envs.dmcgb``).
         seed: seeds the draws of resets called without a seed.
     """
 
     def __init__(self, env: gym.Env, mode: str, seed: int | None = None) -> None:
+        from saliency_rl.envs.dmc import DMCEnv
+
         super().__init__(env)
-        mode = check_distractor(mode)
-        if mode is None:
+        if check_distractor(mode) is None:
             raise EnvSpecError("DistractorWrapper needs a distractor mode, not clean")
-        self.mode = mode
+        self.source = parse_distractor(mode)
+        self.mode = self.source.mode
         self.model = env_model(env)
         self.parts = scene_parts(env)
         self._seeds = np.random.default_rng([_SEED_SALT] + ([] if seed is None else [seed]))
-        if mode in COLOR_STD:
-            renderer = env.unwrapped.frame_renderer
-            self._colors = ColorRandomizer(
-                self.model, self.parts.colored_geoms, renderer.upload_texture
-            )
-        else:
-            replaced = self.parts.easy_geoms + (
-                self.parts.hard_geoms if mode == "video_hard" else ()
-            )
-            self._replaced = np.zeros(self.model.ngeom, bool)
-            self._replaced[list(replaced)] = True
-            self._background: MovingBackground | None = None
         size = env.observation_space["rgb"].shape[1:]
         self._size = (int(size[0]), int(size[1]))
+        self._colors: ColorRandomizer | ColorEntries | None = None
+        self._clips: VideoClips | None = None
+        if self.mode in COLOR_STD:
+            upload = env.unwrapped.frame_renderer.upload_texture
+            if self.source.path is None:
+                self._colors = ColorRandomizer(self.model, self.parts.colored_geoms, upload)
+            elif not isinstance(env.unwrapped, DMCEnv):
+                raise EnvSpecError(
+                    f"DMC-GB's colour sets describe dmc scenes; for {type(env.unwrapped).__name__}"
+                    f" use our own {self.mode} (no path)"
+                )
+            else:
+                self._colors = ColorEntries(self.model, color_entries(self.source), upload)
+        else:
+            replaced = self.parts.easy_geoms + (
+                self.parts.hard_geoms if self.mode == "video_hard" else ()
+            )
+            self._mask = BackgroundMask(env, replaced)
+            if self.source.path is not None:
+                self._clips = VideoClips(self.source, *self._size)
+            self._background: MovingBackground | np.ndarray | None = None
         self._frame = np.zeros((*self._size, 3), np.uint8)
         self._t = 0
+        self.episode_draw: int | None = None
+        """Index of the colour entry or clip of this episode (DMC-GB's data), else None."""
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         episode_seed = int(self._seeds.integers(2**63)) if seed is None else seed
         rng = np.random.default_rng([_SEED_SALT, episode_seed])
-        if self.mode in COLOR_STD:
+        if isinstance(self._colors, ColorRandomizer):
             self._colors.draw(rng, COLOR_STD[self.mode])  # before the reset renders
+        elif isinstance(self._colors, ColorEntries):
+            self.episode_draw = self._colors.draw(rng)
+        elif self._clips is not None:
+            self.episode_draw = int(rng.integers(len(self._clips)))
+            self._background = self._clips.clip(self.episode_draw)
         else:
             self._background = MovingBackground(*self._size, rng, hard=self.mode == "video_hard")
         self._t = 0
@@ -361,19 +451,19 @@ class DistractorWrapper(gym.Wrapper):
 
     def background_mask(self) -> np.ndarray:
         """Pixels the video modes replace in the current state: bool (H, W)."""
-        segmentation = self.env.unwrapped.render_segmentation()
-        ids, types = segmentation[..., 0], segmentation[..., 1]
-        geom = (types == _GEOM) & (ids >= 0)
-        replaced = np.zeros(ids.shape, bool)
-        replaced[geom] = self._replaced[ids[geom]]
-        return replaced | (ids < 0)
+        return self._mask()
+
+    def background_frame(self) -> np.ndarray:
+        """The video background of the current step: uint8 (H, W, 3)."""
+        if isinstance(self._background, MovingBackground):
+            return self._background.frame(self._t)
+        return self._background[self._t % len(self._background)]  # clips wrap around
 
     def _distract(self, obs: dict) -> dict:
         rgb = obs["rgb"]
-        if self.mode not in COLOR_STD:
+        if self._colors is None:
             mask = self.background_mask()
             rgb = rgb.copy()
-            background = self._background.frame(self._t)  # (H, W, 3)
-            rgb[:, mask] = background[mask].T
+            rgb[:, mask] = self.background_frame()[mask].T
         self._frame = rgb.transpose(1, 2, 0)
         return {**obs, "rgb": rgb}

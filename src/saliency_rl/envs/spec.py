@@ -5,8 +5,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from saliency_rl.errors import EnvSpecError
+
+DISTRACTOR_MODES = ("color_easy", "color_hard", "video_easy", "video_hard")
+"""Visual distractor modes (``saliency_rl.envs.distractors``); ``MODE:PATH`` takes DMC-GB's
+own data from PATH instead of our procedural sets (``saliency_rl.envs.dmcgb``)."""
 
 SUITES = ("dmc", "metaworld", "atari", "fake")  # fake: a tiny test environment
 EXAMPLES = "dmc:cartpole-swingup, metaworld:drawer-open, atari:MsPacman"
@@ -78,3 +83,37 @@ def unknown_task(suite: str, name: str, valid: Iterable[str]) -> EnvSpecError:
     return EnvSpecError(
         f"unknown {suite} task {name!r}{suggest(name, valid)}; valid tasks: {shown}"
     )
+
+
+@dataclass(frozen=True)
+class DistractorSource:
+    """A distractor mode and, for DMC-GB's data, the path it was given."""
+
+    mode: str
+    """One of ``DISTRACTOR_MODES``."""
+    path: Path | None
+    """None: our procedural set; else the folder or file of the user's data."""
+
+    @property
+    def label(self) -> str:
+        """Which set the numbers come from, for tables: ``ours`` or ``files``."""
+        return "ours" if self.path is None else "files"
+
+
+def parse_distractor(text: str) -> DistractorSource:
+    """``MODE`` or ``MODE:PATH`` (not ``clean``); EnvSpecError naming the valid forms.
+
+    Only the form is checked here; the files are read when an env is built
+    (``saliency_rl.envs.dmcgb``).
+    """
+    modes = DISTRACTOR_MODES
+    mode, _, path = text.partition(":")
+    if mode not in modes:
+        raise EnvSpecError(
+            f"unknown distractor {text!r}; valid: clean, {', '.join(modes)} (our own sets), or "
+            "MODE:PATH for DMC-GB's data (e.g. video_hard:DIR with DIR/video_hard/*.mp4 or "
+            "clips directly in DIR; color_hard:DIR with DIR/color_hard.json, or the .json file)"
+        )
+    if ":" in text and not path:
+        raise EnvSpecError(f"distractor {text!r} names no path after ':'")
+    return DistractorSource(mode, Path(path).expanduser() if path else None)

@@ -426,6 +426,13 @@ def _table_title(table: Table) -> str:
         return f"Final evaluation of training ({table.metric}; mean ± std over seeds)"
     if table.condition == "clean":
         return f"saliency-rl evaluate, no distractor ({table.metric})"
+    if "@" in table.condition:  # MODE@FOLDER: files the user named (DMC-GB's protocol)
+        mode, _, folder = table.condition.partition("@")
+        return (
+            f"saliency-rl evaluate under distractor {mode} with the files of {folder} "
+            f"({table.metric}; DMC-GB's protocol: comparable with published DMC-GB numbers "
+            "when these are DMC-GB's own clips or colour lists)"
+        )
     return (
         f"saliency-rl evaluate under distractor {table.condition} ({table.metric}; our own "
         "distractor set, not comparable with published DMC-GB numbers)"

@@ -57,7 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from saliency_rl.data.atomic import atomic_write_json
-from saliency_rl.errors import SaliencyRLError
+from saliency_rl.envs.spec import parse_distractor
+from saliency_rl.errors import EnvSpecError, SaliencyRLError
 
 GRIDS_DIR = Path(__file__).parent / "grids"
 LOG_FILE = "sweep.log"
@@ -102,7 +103,7 @@ class RunSpec:
     def finished(self) -> bool:
         if not (self.run_dir / self.done_file).is_file():
             return False
-        return all((self.run_dir / f"eval_{d}.json").is_file() for d in self.evaluate)
+        return all((self.run_dir / _eval_file(d)).is_file() for d in self.evaluate)
 
     def started(self) -> bool:
         """Whether a resumable run is there: its config and at least one checkpoint file."""
@@ -207,6 +208,12 @@ def expand_grid(
     axes = [(k, _list(v, f"{where}: vary.{k}")) for k, v in vary.items()]
     resources = _resources(data.get("resources") or {}, f"{where}: resources")
     evaluate = [str(d) for d in _list(data.get("evaluate") or [], f"{where}: evaluate")]
+    for distractor in evaluate:
+        if distractor != "clean":
+            try:
+                parse_distractor(distractor)
+            except EnvSpecError as error:
+                raise SweepError(f"{where}: evaluate: {error}") from None
     task_option = data.get("task_option", "env")
     done_file = str(data.get("done_file") or "eval.json")
     no_progress = data.get("no_progress", True)
@@ -437,6 +444,13 @@ def execute(
     return 0, time.perf_counter() - start
 
 
+def _eval_file(distractor: str) -> str:
+    """``evaluate``'s result file for a distractor (``MODE:PATH`` names the folder)."""
+    from saliency_rl.evaluation import eval_file_name
+
+    return eval_file_name(distractor)
+
+
 def _cli(argv: Sequence[str]) -> list[str]:
     return [PYTHON, "-m", "saliency_rl.cli", *argv]
 
@@ -626,7 +640,7 @@ def _commands(run: RunSpec) -> tuple[list[list[str]], str]:
                         shutil.rmtree(path) if path.is_dir() else path.unlink()
             commands.append(_cli(run.argv))
     for distractor in run.evaluate:
-        if not (run.run_dir / f"eval_{distractor}.json").is_file():
+        if not (run.run_dir / _eval_file(distractor)).is_file():
             flag = [] if distractor == "clean" else ["--distractor", distractor]
             commands.append(_cli(["evaluate", str(run.run_dir), *flag]))
     return commands, status

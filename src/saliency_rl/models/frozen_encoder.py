@@ -50,7 +50,11 @@ ENCODER_MODES: dict[str, str] = {
     "rgb": "RGB-only pretraining, RGB at policy time",
     "rgb+saliency-pretrain-only": "RGB+saliency pretraining, RGB alone at policy time",
     "rgb+saliency": "RGB+saliency pretraining, RGB and saliency at policy time",
+    "rgb_x_saliency": "RGB pretraining, RGB multiplied by its saliency map at policy time "
+    "(ours: what the map calls background is blacked out before the encoder sees it)",
 }
+SALIENCY_ENCODER_MODES = ("rgb+saliency", "rgb_x_saliency")
+"""Modes whose features depend on saliency maps (predicted, or given with the frames)."""
 
 
 class SaliencySource(Protocol):
@@ -91,7 +95,12 @@ class FrozenMultiMAEEncoder:
                 f"mode 'rgb' is for an RGB-only pretraining; this model was pretrained on "
                 f"{', '.join(modalities)}: use mode 'rgb+saliency-pretrain-only' for RGB input"
             )
-        if mode != "rgb" and not {"rgb", "saliency"} <= set(modalities):
+        if mode == "rgb_x_saliency" and "rgb" not in modalities:
+            raise ModelError(
+                f"mode 'rgb_x_saliency' needs a model pretrained on rgb; this one was "
+                f"pretrained on {', '.join(modalities)}"
+            )
+        if mode.startswith("rgb+saliency") and not {"rgb", "saliency"} <= set(modalities):
             raise ModelError(
                 f"mode {mode!r} needs a model pretrained on rgb and saliency; this one was "
                 f"pretrained on {', '.join(modalities)}"
@@ -144,7 +153,7 @@ class FrozenMultiMAEEncoder:
     # ------------------------------------------------------------------ encoding
     @property
     def needs_saliency(self) -> bool:
-        return self.mode == "rgb+saliency"
+        return self.mode in SALIENCY_ENCODER_MODES
 
     def frames_per_observation(self, channels: int) -> int:
         """k for an observation of ``channels`` stacked channels."""
@@ -165,8 +174,9 @@ class FrozenMultiMAEEncoder:
 
         Args:
             rgb: uint8 (N, k*C, H, W), k stacked frames, oldest first.
-            saliency: for ``rgb+saliency``, (N, k, H, W) maps (uint8 [0, 255] or float
-                [0, 1]); predicted from the frames when None. Ignored by the other modes.
+            saliency: for ``rgb+saliency`` and ``rgb_x_saliency``, (N, k, H, W) maps (uint8
+                [0, 255] or float [0, 1]); predicted from the frames when None. Ignored by
+                the other modes.
 
         Returns:
             float32 (N, k*D) on the encoder's device.
@@ -181,18 +191,24 @@ class FrozenMultiMAEEncoder:
             )
         k = self.frames_per_observation(channels)
         frames = rgb.to(self.device).reshape(n * k, self.frame_channels, height, width)
-        inputs = {"rgb": rgb_to_input(frames)}  # (N*k, C, H, W)
+        inputs = {}
         if self.needs_saliency:
             if saliency is None:
                 if self.predictor is None:
                     raise ModelError(
-                        "mode rgb+saliency needs saliency maps: give a predictor (a "
+                        f"mode {self.mode} needs saliency maps: give a predictor (a "
                         "SaliencyPredictor or its checkpoint) or the maps themselves"
                     )
                 maps = self.predictor.predict_torch(frames)  # (N*k, H, W) in [0, 1]
             else:
                 maps = saliency.to(self.device).reshape(n * k, height, width)
-            inputs["saliency"] = saliency_to_input(maps)  # (N*k, 1, H, W)
+            if maps.dtype == torch.uint8:
+                maps = maps.float() / 255.0
+            if self.mode == "rgb_x_saliency":  # the map masks the frame, as the CNN's mode
+                frames = frames.float() * maps[:, None].float()  # rgb_to_input takes floats
+            else:
+                inputs["saliency"] = saliency_to_input(maps)  # (N*k, 1, H, W)
+        inputs["rgb"] = rgb_to_input(frames)  # (N*k, C, H, W)
         features = self.model.features(inputs, self.readout)  # (N*k, D)
         return features.float().reshape(n, k * self.feature_dim)
 

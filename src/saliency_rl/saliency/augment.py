@@ -8,6 +8,13 @@ colour jitter changes the frame only. Every sample of a batch draws its own
 flips and jitter factors from the given ``torch.Generator``, so augmentation is
 reproducible from a seed. No torchvision: hue is shifted through HSV here.
 
+Background replacement (ours, for robustness to visual distractors; issue 28) paints new
+content over what the dataset's ``background`` field says is sky or floor (MuJoCo's
+segmentation render, stored by ``collect``): smooth colour noise at a random scale, the
+same with drifting-disk-like blobs, or the old background recoloured. It never touches a
+pixel of the agent or one the click map marks as salient (map >= 0.5), and it runs before
+the geometric changes so the new background moves with the frame.
+
 Jitter follows torchvision's ``ColorJitter`` definitions (brightness, contrast and
 saturation factors drawn from [1 - s, 1 + s]; hue shifted by [-h, h] turns of the colour
 wheel), applied in a fixed order (brightness, contrast, saturation, hue) where torchvision
@@ -48,6 +55,12 @@ class AugmentConfig:
     (cartpole) to 0.11 (walker), whose poses the 10 frames cover poorly."""
     scale: float = 0.2
     """Random zoom factor drawn from [1 - s, 1 + s], frame and map together (0: none)."""
+    background: float = 0.5
+    """Probability that a sample's background is replaced (``replace_background``; 0: off).
+    Needs the dataset's ``background`` field (collected by default for dmc and metaworld);
+    without it the fit runs without, and its report says so. Not in the paper recipe: from
+    10 clean frames, a U-Net without it loses most of its F-beta under video distractors
+    (benchmarks/results/predictor_distractors.md)."""
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, like: torch.Tensor):
@@ -199,21 +212,96 @@ def colour_jitter(
     return x
 
 
-# ---------------------------------------------------------------------- both
+# ---------------------------------------------------------------------- background
+_BLOBS = 6  # blobs drawn per sample (each shown with probability 0.6)
+_NOISE_CELLS = (2, 4, 8, 16)  # scales of the colour noise: cells across the frame
+
+
+def background_textures(
+    frames: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A new background per sample, and which samples drew one of each kind.
+
+    Kinds, drawn uniformly: smooth colour noise at a random scale; the same with blobs of
+    random colours painted over it; the frame's own colours recoloured (per-channel gain in
+    [0.3, 1.7] and offset in [-0.15, 0.15], as a colour distractor repaints sky and floor).
+    frames: (N, C, H, W) float in [0, 1], C = 3 or 1
+    returns: textures (N, C, H, W) float in [0, 1], kind (N,) int64 in {0, 1, 2}
+    """
+    n, c, h, w = frames.shape
+    kind = torch.randint(3, (n,), generator=generator)
+    cells = torch.tensor(_NOISE_CELLS)[torch.randint(len(_NOISE_CELLS), (n,), generator=generator)]
+    noise = torch.zeros(n, 3, h, w)
+    for count in _NOISE_CELLS:  # every scale is drawn, so the stream does not depend on cells
+        grid = torch.rand(n, 3, count, count, generator=generator)
+        smooth = F.interpolate(grid, (h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+        noise = torch.where((cells == count)[:, None, None, None], smooth, noise)
+    centre = torch.rand(n, _BLOBS, 2, generator=generator) * torch.tensor([h, w])
+    radius = (0.05 + 0.15 * torch.rand(n, _BLOBS, generator=generator)) * h
+    colour = torch.rand(n, _BLOBS, 3, generator=generator)
+    shown = (torch.rand(n, _BLOBS, generator=generator) < 0.6) & (kind == 1)[:, None]
+    rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+    for i in range(_BLOBS):  # painted in order: the last blob wins where they overlap
+        inside = (rows - centre[:, i, 0, None, None]) ** 2 + (
+            cols - centre[:, i, 1, None, None]
+        ) ** 2 < radius[:, i, None, None] ** 2
+        inside &= shown[:, i, None, None]
+        noise = torch.where(inside[:, None], colour[:, i, :, None, None], noise)
+    gain = 0.3 + 1.4 * torch.rand(n, 3, 1, 1, generator=generator)
+    offset = 0.3 * (torch.rand(n, 3, 1, 1, generator=generator) - 0.5)
+    noise = noise.to(frames)
+    if c == 1:
+        recoloured = frames * gain.mean(1, keepdim=True).to(frames) + offset[:, :1].to(frames)
+        textures = torch.where((kind == 2).to(frames.device)[:, None, None, None],
+                               recoloured.clamp(0, 1), grey(noise))  # fmt: skip
+    else:
+        recoloured = (frames * gain.to(frames) + offset.to(frames)).clamp(0, 1)
+        textures = torch.where(
+            (kind == 2).to(frames.device)[:, None, None, None], recoloured, noise
+        )
+    return textures, kind
+
+
+def replace_background(
+    frames: torch.Tensor,
+    maps: torch.Tensor,
+    backgrounds: torch.Tensor,
+    generator: torch.Generator,
+    probability: float = 0.5,
+) -> torch.Tensor:
+    """Paint a new background (``background_textures``) on a ``probability`` share of samples.
+
+    Only pixels that are background and not salient (map < 0.5) change.
+    frames: (N, C, H, W) float in [0, 1]; maps: (N, H, W); backgrounds: (N, H, W) bool
+    returns: frames (N, C, H, W), a new tensor
+    """
+    if probability <= 0:
+        return frames
+    chosen = torch.rand(len(frames), generator=generator) < probability
+    textures, _ = background_textures(frames, generator)
+    replace = backgrounds & (maps < 0.5) & chosen.to(frames.device)[:, None, None]
+    return torch.where(replace[:, None], textures, frames)
+
+
+# ---------------------------------------------------------------------- all of it
 def augment(
     frames: torch.Tensor,
     maps: torch.Tensor,
     generator: torch.Generator,
     config: AugmentConfig = AugmentConfig(),
+    backgrounds: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flip and shift frames and maps together, then jitter the frames' colours.
+    """Replace backgrounds, flip and shift frames and maps together, then jitter colours.
 
     frames: (N, C, H, W) uint8 or float in [0, 1]
     maps: (N, H, W) float in [0, 1]
+    backgrounds: (N, H, W) bool, the dataset's ``background`` masks; None: no replacement
     returns: frames (N, C, H, W) float in [0, 1], maps (N, H, W)
     """
     if frames.dtype == torch.uint8:
         frames = frames.float() / 255.0
+    if backgrounds is not None:
+        frames = replace_background(frames, maps, backgrounds, generator, config.background)
     frames, maps = random_flips(frames, maps, generator, config.hflip, config.vflip)
     frames, maps = random_shifts(frames, maps, generator, config.shift)
     frames, maps = random_affine(frames, maps, generator, config.degrees, config.scale)

@@ -110,6 +110,22 @@ def annotated_data(dataset: Dataset, frames: Sequence[int]) -> tuple[np.ndarray,
     return rgb, maps
 
 
+def background_masks(
+    dataset: Dataset, frames: Sequence[int], config: AugmentConfig
+) -> tuple[np.ndarray | None, str]:
+    """The frames' ``background`` masks (N, H, W) for background replacement, or None, and
+    a line for the report saying which and why."""
+    if config.background <= 0:
+        return None, "off (switched off: background=0)"
+    if "background" not in dataset.meta["fields"]:
+        return None, (
+            "off: the dataset has no background masks (collected before they were stored, "
+            "with --no-background, or not a MuJoCo task); recollect to turn it on"
+        )
+    masks = dataset.frames(list(frames), ["background"])["background"].astype(bool)
+    return masks, f"on (probability {config.background:g})"
+
+
 def _check_some_clicks(
     store: AnnotationStore, annotated: Sequence[int], train_frames: Sequence[int]
 ) -> None:
@@ -195,6 +211,8 @@ def fit_predictor(
     rgb, maps = annotated_data(dataset, train_frames)
     frames_t = torch.from_numpy(rgb).to(device_)  # (K, C, H, W) uint8
     maps_t = torch.from_numpy(maps).to(device_)  # (K, H, W)
+    backgrounds, background_note = background_masks(dataset, train_frames, config.augment)
+    backgrounds_t = None if backgrounds is None else torch.from_numpy(backgrounds).to(device_)
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG untouched
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.size, dataset.image_size, rgb.shape[1])
@@ -215,8 +233,13 @@ def fit_predictor(
         for group in optimizer.param_groups:
             group["lr"] = lr
         index = torch.randint(len(train_frames), (config.batch_size,), generator=generator)
+        index = index.to(device_)
         x, y = augment(
-            frames_t[index.to(device_)], maps_t[index.to(device_)], generator, config.augment
+            frames_t[index],
+            maps_t[index],
+            generator,
+            config.augment,
+            None if backgrounds_t is None else backgrounds_t[index],
         )
         loss = deep_supervision_loss(model(x), y)
         optimizer.zero_grad(set_to_none=True)
@@ -251,6 +274,7 @@ def fit_predictor(
         "holdout_frames": held_frames,
         "steps": config.steps,
         "train_seconds": train_seconds,
+        "background_replacement": background_note,
         "initial_loss": losses[0],
         "final_loss": float(np.mean(losses[-20:])),
         "loss_every_50_steps": [
