@@ -12,6 +12,6 @@ def tiny_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "demo"
     args = ["demo", "--preset", "tiny", "--out", str(out), "--no-progress", "--device", "cpu"]
     assert main([*args, "--until", "pretrain"]) == 0
-    assert not (out / "sac").exists()
+    assert not (out / "rgb").exists()
     assert main(args) == 0
     return out

@@ -126,7 +126,7 @@ def test_the_demo_report_renders_in_chromium_with_every_image(tiny_demo, browser
         images = page.eval_on_selector_all(
             "img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth, e.naturalHeight])"
         )
-        assert len(images) == 6
+        assert len(images) == 8  # curve, 3 figures, a GIF clip per arm and condition
         missing = [
             alt
             for alt, complete, width, height in images

@@ -1,22 +1,34 @@
-"""``saliency-rl demo``: Algorithm 1 of ViSaRL end to end on a small default task.
+"""``saliency-rl demo``: ViSaRL's pipeline end to end, two arms side by side: without saliency
+and with it, on the same data, budget and seed, evaluated clean and under a distractor.
 
 Eight stages, each a library function, each writing under ``OUT``::
 
-    [1/8] collect frames with a random policy      OUT/dataset/
+    [1/8] collect demonstrations (BC) or frames    OUT/dataset/
     [2/8] annotate 10 frames (oracle or browser)   OUT/dataset/annotations/
     [3/8] train the saliency predictor (U-Net)     OUT/predictor/
     [4/8] label every frame with saliency          OUT/dataset/ (field "saliency")
-    [5/8] pretrain MultiMAE on (RGB, saliency)     OUT/multimae/
-    [6/8] train SAC on the frozen features         OUT/sac/  (a run directory)
-    [7/8] evaluate clean and under a distractor    OUT/sac/eval_clean.json, eval_<mode>.json
-    [8/8] write the report                         OUT/report/index.html, report.md
+    [5/8] pretrain the frozen encoder(s)           OUT/multimae_rgb/, OUT/multimae/
+    [6/8] train both arms                          OUT/<arm>/  (run directories)
+    [7/8] evaluate both clean and distracted       OUT/<arm>/eval_clean.json, eval_<mode>.json
+    [8/8] write the verdict and the report         OUT/verdict.json, OUT/report/index.html
+
+The report opens with the verdict (``saliency_rl.experiments.verdict``): each arm's score
+clean and distracted, the share kept, the difference with its interval, one sentence.
+
+The arms are encoder modes of the frozen MultiMAE (``DemoConfig.arms``). The CPU default
+is behaviour cloning on Meta-World from scripted-expert demonstrations: ``rgb`` (an RGB MAE's
+features) against ``rgb_x_saliency`` (the same MAE fed frames multiplied by the predicted
+saliency map), the pair that learns within minutes on a CPU and where saliency can matter
+under distractors (benchmarks/results/bc_distractors.md); pixel SAC does not learn within
+the CPU budget (benchmarks/results/dmc100k.md). ``paper`` is ViSaRL's own setting: SAC on
+DMC, ``rgb`` vs ``rgb+saliency``, hours on a GPU.
 
 Resumable: a stage whose output is complete is skipped, so running the same command again
-after an interruption continues where it stopped (pretraining and SAC from their latest
-checkpoints). ``OUT/demo.json`` holds the settings and each stage's wall time.
+after an interruption continues where it stopped. ``OUT/demo.json`` holds the settings and
+each stage's wall and CPU time.
 
 Budgets are named presets (``DEMO_PRESETS``): ``cpu`` (the default; under 15 minutes on two
-shared CPU cores), ``paper`` (ViSaRL's settings, for a GPU) and ``tiny`` (tests). ``scale``
+CPU cores), ``paper`` (ViSaRL's settings, for a GPU) and ``tiny`` (tests). ``scale``
 multiplies every budget of the preset.
 """
 
@@ -32,35 +44,58 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from saliency_rl import __version__
 from saliency_rl.data.atomic import atomic_write_bytes, atomic_write_json
 from saliency_rl.errors import SaliencyRLError
 
 STAGES = (
-    "collect frames with a random policy",
+    "collect demonstrations or frames",
     "annotate frames",
     "train saliency predictor",
     "label the dataset with saliency",
-    "pretrain MultiMAE on (RGB, saliency)",
-    "train SAC on frozen MultiMAE features",
-    "evaluate clean and under a distractor",
-    "write the report",
+    "pretrain the frozen encoders",
+    "train both arms",
+    "evaluate both arms clean and under a distractor",
+    "write the verdict and the report",
 )
-STAGE_KEYS = ("collect", "annotate", "predictor", "label", "pretrain", "sac", "evaluate", "report")
+STAGE_KEYS = (
+    "collect",
+    "annotate",
+    "predictor",
+    "label",
+    "pretrain",
+    "train",
+    "evaluate",
+    "report",
+)
 """Short names of the stages, for ``until``."""
 STATE_FILE = "demo.json"
-SAMPLE_EVERY = 20  # agent steps between the frames of the policy-saliency figures
+VERDICT_FILE = "verdict.json"
+LEARNERS = ("bc", "sac")
+CLIP_HEIGHT = 128  # pixels of the report's GIF clips (the frame and its saliency beside it)
+CLIP_EVERY = 2  # every 2nd frame of the evaluation video goes into the clip
 # Budgets that `scale` multiplies.
 SCALED_FIELDS = (
     "collect_episodes",
     "predictor_steps",
     "pretrain_steps",
+    "bc_steps",
     "sac_steps",
     "sac_init_steps",
     "eval_episodes",
 )
+# Seconds per unit of budget on 2 CPU cores (measured: benchmarks/results/demo_time.md),
+# for the time-left estimate; after each stage the estimate is rescaled by how the stages
+# so far compared with it, so a slower or faster machine corrects itself as it goes.
+SECONDS_PER = {
+    "collect_step": 0.02,  # per environment step collected
+    "predictor_step": 0.12,  # per U-Net step at batch 16
+    "pretrain_step": 0.25,  # per MultiMAE step at batch 32, the CPU demo's small model
+    "bc_step": 0.05,  # per BC gradient step, features cached
+    "bc_eval_step": 0.04,  # per policy step in an evaluation (encoder and predictor)
+    "sac_step": 0.6,  # per SAC agent step with updates (frozen MultiMAE features)
+    "sac_eval_step": 0.03,
+}
 
 
 class DemoError(SaliencyRLError):
@@ -71,29 +106,34 @@ class DemoError(SaliencyRLError):
 class DemoConfig:
     """Every setting of the demo; stored in ``OUT/demo.json``."""
 
-    env_spec: str = "dmc:cartpole-swingup"
+    env_spec: str = "metaworld:drawer-open"
     """Task: a DMC or Meta-World spec with an oracle (salient points)."""
+    learner: str = "bc"
+    """``bc`` (behaviour cloning from scripted-expert demos; Meta-World) or ``sac``."""
+    arms: tuple[str, str] = ("rgb", "rgb_x_saliency")
+    """Frozen-encoder modes of the two arms: without saliency, then with it (modes of
+    ``models.frozen_encoder.ENCODER_MODES``)."""
     image_size: int = 64
     """Frame side in pixels (ViSaRL: 64)."""
-    action_repeat: int | None = None
-    """Simulator steps per agent step; None: the SAC preset's env preset's (ViSaRL DMC: the
-    100k benchmark's per domain, 8 for cartpole; Meta-World: 1)."""
-    frame_stack: int = 2
-    """Frames per SAC observation; frozen features of each frame are concatenated."""
-    episode_length: int | None = None
-    """Agent steps per episode; None: the suite's (1000 simulator steps for DMC)."""
-    collect_episodes: int = 4
-    """Random-policy episodes collected for the predictor and MultiMAE."""
+    action_repeat: int | None = 2
+    """Simulator steps per agent step; None: the env preset's (SAC: ViSaRL's per domain)."""
+    frame_stack: int = 1
+    """Frames per observation (SAC stacks; BC's LSTM sees a history of states instead)."""
+    episode_length: int | None = 75
+    """Agent steps per episode; None: the suite's. 75 at action repeat 2 is 150 simulator
+    steps: the scripted expert opens the drawer within 45."""
+    collect_episodes: int = 10
+    """Episodes collected: expert demonstrations (bc) or random-policy episodes (sac)."""
     annotate_frames: int = 10
     """Frames annotated (ViSaRL: 10 to 30 per task)."""
     predictor_model: str = "unet"
     """Saliency predictor: unet (fast) or picanet."""
     predictor_size: str = "small"
     """Named size of the predictor network (small, or tiny for tests)."""
-    predictor_steps: int = 100
+    predictor_steps: int = 600
     """Optimiser steps of the predictor (saliency.fit default: 1500 for the U-Net)."""
-    predictor_batch: int = 8
-    """Augmented frames per predictor step."""
+    predictor_batch: int = 16
+    """Augmented frames per predictor step (background replacement on, as by default)."""
     multimae_size: str = "visarl"
     """MultiMAE named size (visarl, tiny); ``multimae_overrides`` change single fields."""
     multimae_overrides: dict[str, Any] = field(
@@ -103,14 +143,16 @@ class DemoConfig:
     )
     """MultiMAE config fields to change; the CPU demo halves ViSaRL's width and depth so
     pretraining fits its budget (about 6x faster a step)."""
-    pretrain_steps: int = 100
-    """MultiMAE pretraining steps (ViSaRL-style full run: 10,000)."""
+    pretrain_steps: int = 150
+    """MultiMAE pretraining steps per encoder (ViSaRL-style full run: 10,000)."""
     pretrain_batch: int = 32
     """Frames per pretraining step."""
+    bc_steps: int = 1000
+    """BC gradient steps per arm (preset visarl-bc otherwise)."""
     sac_preset: str = "visarl"
     """SAC hyperparameter preset (ViSaRL Table VI); the fields below override it."""
     sac_steps: int = 1000
-    """SAC agent steps (ViSaRL DMC: 100k)."""
+    """SAC agent steps per arm (ViSaRL DMC: 100k)."""
     sac_init_steps: int = 300
     """Random-action steps before SAC updates."""
     sac_batch: int = 64
@@ -119,11 +161,15 @@ class DemoConfig:
     """Width of the actor and critic hidden layers (ViSaRL: 1024)."""
     sac_hidden_layers: int = 2
     """Hidden layers of the actor and critic (ViSaRL: 3)."""
-    eval_episodes: int = 3
-    """Episodes of each evaluation (clean, distractor)."""
-    distractor: str = "color_hard"
-    """Distractor of the robustness evaluation (our own sets: color_easy, color_hard,
-    video_easy, video_hard)."""
+    curve_points: int = 4
+    """Evaluations during training (the learning curves), of ``curve_episodes`` each."""
+    curve_episodes: int = 5
+    """Episodes of each evaluation during training."""
+    eval_episodes: int = 20
+    """Episodes of each final evaluation (clean, distractor), the same seeds for both arms."""
+    distractor: str = "video_hard"
+    """Distractor of the robustness evaluation: our own sets (color_easy, color_hard,
+    video_easy, video_hard) or ``MODE:PATH`` with DMC-GB's clips."""
     seed: int = 0
     """Seeds collection, annotation selection, training and evaluation."""
 
@@ -137,9 +183,29 @@ class DemoConfig:
         }
         return dataclasses.replace(self, **changes)
 
+    def validate(self) -> DemoConfig:
+        """DemoError naming the first bad setting; returns self."""
+        from saliency_rl.models.frozen_encoder import ENCODER_MODES
+
+        if self.learner not in LEARNERS:
+            raise DemoError(f"unknown learner {self.learner!r}; valid: {', '.join(LEARNERS)}")
+        if len(self.arms) != 2 or len(set(self.arms)) != 2:
+            raise DemoError(f"arms must be two different encoder modes, got {list(self.arms)}")
+        for mode in self.arms:
+            if mode not in ENCODER_MODES:
+                raise DemoError(
+                    f"unknown arm {mode!r}; valid encoder modes: {', '.join(ENCODER_MODES)}"
+                )
+        if self.learner == "bc" and not self.env_spec.startswith("metaworld:"):
+            raise DemoError(
+                f"the bc learner clones Meta-World's scripted experts; {self.env_spec} has "
+                "none: use a metaworld:<task>, or learner sac"
+            )
+        return self
+
     def env_options(self) -> dict[str, Any]:
-        """make_env options of collection, SAC and evaluation: ours, then the env preset
-        the SAC preset implies for this suite (visarl-dmc, visarl-metaworld) for the rest."""
+        """make_env options of collection, training and evaluation: ours, then (SAC) the
+        env preset the SAC preset implies for this suite for the rest."""
         from saliency_rl.algos.sac import ENV_PRESETS
         from saliency_rl.envs import parse_spec
 
@@ -148,25 +214,65 @@ class DemoConfig:
             options["action_repeat"] = self.action_repeat
         if self.episode_length is not None:
             options["episode_length"] = self.episode_length
-        preset = ENV_PRESETS.get(self.sac_preset, {}).get(parse_spec(self.env_spec).suite)
-        if preset:
-            options["preset"] = preset
+        if self.learner == "sac":
+            preset = ENV_PRESETS.get(self.sac_preset, {}).get(parse_spec(self.env_spec).suite)
+            if preset:
+                options["preset"] = preset
         return options
+
+    def encoders(self) -> dict[str, tuple[str, ...]]:
+        """Pretraining runs the arms need: directory name -> modalities."""
+        return {self.encoder_of(mode): _modalities(mode) for mode in self.arms}
+
+    def encoder_of(self, mode: str) -> str:
+        """The pretraining run of an arm: ``multimae`` (RGB and saliency) or ``multimae_rgb``
+        (RGB only; the paper grids' names for both)."""
+        return "multimae" if len(_modalities(mode)) == 2 else "multimae_rgb"
+
+    def estimate_seconds(self) -> dict[str, float]:
+        """Estimated wall seconds of each stage on 2 CPU cores (``SECONDS_PER``)."""
+        steps = self.collect_episodes * (self.episode_length or 1000)
+        eval_steps = 2 * self.eval_episodes * (self.episode_length or 1000)
+        curve = self.curve_points * self.curve_episodes * (self.episode_length or 1000)
+        if self.learner == "bc":
+            train = 2 * (
+                self.bc_steps * SECONDS_PER["bc_step"] + curve * SECONDS_PER["bc_eval_step"]
+            )
+            evaluate = 2 * eval_steps * SECONDS_PER["bc_eval_step"]
+        else:
+            train = 2 * (
+                self.sac_steps * SECONDS_PER["sac_step"] + curve * SECONDS_PER["sac_eval_step"]
+            )
+            evaluate = 2 * eval_steps * SECONDS_PER["sac_eval_step"]
+        return {
+            STAGES[0]: steps * SECONDS_PER["collect_step"],
+            STAGES[1]: 1.0,
+            STAGES[2]: self.predictor_steps * SECONDS_PER["predictor_step"] * self.predictor_batch / 16,
+            STAGES[3]: steps * 0.002,
+            STAGES[4]: len(self.encoders()) * self.pretrain_steps * SECONDS_PER["pretrain_step"]
+            * self.pretrain_batch / 32 * (1 if self.multimae_overrides else 6),
+            STAGES[5]: train,
+            STAGES[6]: evaluate,
+            STAGES[7]: 10.0,
+        }  # fmt: skip
 
 
 DEMO_PRESETS: dict[str, DemoConfig] = {
-    # Measured on 2 CPU cores shared with other jobs at load 7-26 (Nov 2026): about 1080
-    # CPU-seconds over all stages (predictor 170, MultiMAE 290, SAC 365, evaluation 180); wall
-    # time there 52 minutes. Probes at load ~3-10 suggest 6-8 minutes on 2 idle cores.
+    # Measured: benchmarks/results/demo_time.md (stage times, verdict).
     "cpu": DemoConfig(),
-    # ViSaRL's settings (Table VI and the released code): full MultiMAE (depth 4, width 256),
-    # 10k pretraining steps at batch 64, 1500-step U-Net, SAC with 1024x3 heads, batch 128,
-    # 100k agent steps, 10 evaluation episodes. Hours on a GPU.
+    # ViSaRL's own setting (Table VI and the released code): SAC on DMC from frozen
+    # MultiMAE features, rgb against rgb+saliency; full MultiMAE (depth 4, width 256), 10k
+    # pretraining steps at batch 64, 1500-step U-Net, SAC with 1024x3 heads, batch 128,
+    # 100k agent steps per arm, 10 evaluation episodes. Hours on a GPU.
     "paper": DemoConfig(
+        env_spec="dmc:cartpole-swingup",
+        learner="sac",
+        arms=("rgb", "rgb+saliency"),
+        action_repeat=None,
         frame_stack=3,
+        episode_length=None,
         collect_episodes=50,
         predictor_steps=1500,
-        predictor_batch=16,
         multimae_overrides={},
         pretrain_steps=10_000,
         pretrain_batch=64,
@@ -175,12 +281,16 @@ DEMO_PRESETS: dict[str, DemoConfig] = {
         sac_batch=128,
         sac_hidden_dim=1024,
         sac_hidden_layers=3,
+        curve_points=10,
+        curve_episodes=10,
         eval_episodes=10,
     ),
     # Seconds: every stage runs for real on a handful of frames (tests, smoke runs).
     "tiny": DemoConfig(
-        episode_length=6,  # SAC's 12 steps make 2 episodes: a learning curve of 2 points
+        env_spec="metaworld:reach",
+        episode_length=8,
         collect_episodes=3,
+        annotate_frames=4,
         predictor_size="tiny",
         predictor_steps=3,
         predictor_batch=4,
@@ -188,12 +298,15 @@ DEMO_PRESETS: dict[str, DemoConfig] = {
         multimae_overrides={},
         pretrain_steps=2,
         pretrain_batch=4,
+        bc_steps=4,
         sac_steps=12,
         sac_init_steps=6,
         sac_batch=4,
         sac_hidden_dim=16,
         sac_hidden_layers=1,
-        eval_episodes=1,
+        curve_points=2,
+        curve_episodes=1,
+        eval_episodes=2,
     ),
 }
 
@@ -206,8 +319,10 @@ def demo_config(preset: str = "cpu", scale: float = 1.0, **overrides: Any) -> De
     unknown = set(values) - {f.name for f in dataclasses.fields(DemoConfig)}
     if unknown:
         raise DemoError(f"unknown demo settings {sorted(unknown)}")
+    if "arms" in values:
+        values["arms"] = tuple(values["arms"])
     config = dataclasses.replace(DEMO_PRESETS[preset], **values)
-    return config.scaled(scale) if scale != 1.0 else config
+    return (config.scaled(scale) if scale != 1.0 else config).validate()
 
 
 # ---------------------------------------------------------------------- the demo
@@ -227,22 +342,26 @@ class Demo:
     ) -> None:
         if annotate not in ("oracle", "browser"):
             raise DemoError(f"--annotate must be oracle or browser, got {annotate!r}")
-        self.out, self.config, self.annotate = out, config, annotate
+        self.out, self.config, self.annotate = out, config.validate(), annotate
         self.port, self.device, self.progress = port, device, progress
         self.echo = echo or (lambda text: print(text, flush=True))
         self.dataset_dir = out / "dataset"
         self.predictor_dir = out / "predictor"
-        self.multimae_dir = out / "multimae"
-        self.sac_dir = out / "sac"
         self.report_dir = out / "report"
+        self.arm_dirs = {mode: out / _slug(mode) for mode in config.arms}
         self.state = self._load_state()
 
     # -------------------------------------------------------------- state
+    def _wanted(self) -> dict[str, Any]:
+        import json
+
+        return json.loads(json.dumps(dataclasses.asdict(self.config)))  # tuples as lists
+
     def _load_state(self) -> dict[str, Any]:
         from saliency_rl.runs import read_json
 
         path = self.out / STATE_FILE
-        wanted = dataclasses.asdict(self.config)
+        wanted = self._wanted()
         if path.is_file():
             state = read_json(path, "demo state")
             if state.get("config") != wanted:
@@ -279,10 +398,11 @@ class Demo:
             (self._predictor_done, self._train_predictor),
             (self._label_done, self._label),
             (self._pretrain_done, self._pretrain),
-            (self._sac_done, self._train_sac),
+            (self._train_done, self._train_arms),
             (self._evaluate_done, self._evaluate),
             (lambda: False, self._report),  # cheap: always rewritten with the latest times
         ]
+        estimate = self.config.estimate_seconds()
         started = time.perf_counter()
         last = STAGE_KEYS.index(until) + 1 if until else len(STAGES)
         for number, (name, (done, work)) in enumerate(zip(STAGES, stages, strict=True), 1):
@@ -294,7 +414,8 @@ class Demo:
                 took = f" (took {seconds:.0f} s)" if seconds is not None else ""
                 self.echo(f"{header}: done already, skipped{took}")
                 continue
-            self.echo(f"{header} ...")
+            left = self._time_left(estimate, STAGES[number - 1 : last])
+            self.echo(f"{header} ...  (about {_duration(left)} left for the whole demo)")
             tick, cpu = time.perf_counter(), time.process_time()
             detail = work()
             seconds = time.perf_counter() - tick
@@ -323,6 +444,15 @@ class Demo:
         )
         return index
 
+    def _time_left(self, estimate: dict[str, float], stages: tuple[str, ...]) -> float:
+        """Estimated seconds of ``stages``, rescaled by how the finished stages compared
+        with their own estimates on this machine."""
+        done = [n for n in self.state["stages"] if n in estimate and estimate[n] > 5]
+        spent = sum(self.state["stages"][n]["seconds"] for n in done)
+        expected = sum(estimate[n] for n in done)
+        ratio = spent / expected if expected > 0 else 1.0
+        return ratio * sum(estimate[n] for n in stages)
+
     # -------------------------------------------------------------- 1. collect
     def _dataset(self) -> Any:
         from saliency_rl.data.dataset import Dataset
@@ -340,11 +470,15 @@ class Demo:
         c = self.config
         have = self._dataset().num_episodes if (self.dataset_dir / "meta.json").is_file() else 0
         options = {k: v for k, v in c.env_options().items() if k != "frame_stack"}
+        policy = "expert" if c.learner == "bc" else "random"
         dataset = collect(
             c.env_spec, self.dataset_dir, episodes=c.collect_episodes - have, seed=c.seed,
-            env_options=options, progress=self.progress,
+            policy=policy, env_options=options, progress=self.progress,
         )  # fmt: skip
-        return f"{dataset.num_frames} frames in {dataset.num_episodes} episodes: {self.dataset_dir}"
+        return (
+            f"{dataset.num_frames} frames in {dataset.num_episodes} {policy}-policy episodes: "
+            f"{self.dataset_dir}"
+        )
 
     # -------------------------------------------------------------- 2. annotate
     def _annotated(self) -> int:
@@ -404,7 +538,10 @@ class Demo:
             if held.get("max_f_beta") is not None
             else "no held-out frame with salient pixels"
         )
-        return f"{c.predictor_model} on {len(report['train_frames'])} frames; {quality}"
+        return (
+            f"{c.predictor_model} on {len(report['train_frames'])} frames; {quality}; "
+            f"background replacement {report['background_replacement']}"
+        )
 
     # -------------------------------------------------------------- 4. label
     def _label_done(self) -> bool:
@@ -427,101 +564,168 @@ class Demo:
         from saliency_rl.pretrain.multimae_pretrain import pretrain_multimae
 
         c = self.config
-        summary = pretrain_multimae(
-            self.dataset_dir, self.multimae_dir, modalities=("rgb", "saliency"),
-            steps=c.pretrain_steps, batch_size=c.pretrain_batch, seed=c.seed,
-            device=self.device, resume=True, progress=self.progress,
-            model_size=c.multimae_size, model_overrides=c.multimae_overrides,
-            checkpoint_every=max(1, c.pretrain_steps // 4),
+        parts = []
+        for name, modalities in c.encoders().items():
+            summary = pretrain_multimae(
+                self.dataset_dir, self.out / name, modalities=modalities,
+                steps=c.pretrain_steps, batch_size=c.pretrain_batch, seed=c.seed,
+                device=self.device, resume=True, progress=self.progress,
+                model_size=c.multimae_size, model_overrides=c.multimae_overrides,
+                checkpoint_every=max(1, c.pretrain_steps // 4),
+            )  # fmt: skip
+            losses = " ".join(f"{k} {v:.4f}" for k, v in summary.losses.items())
+            parts.append(f"{'+'.join(modalities)}: {summary.step} steps, {losses}")
+        return "; ".join(parts)
+
+    # -------------------------------------------------------------- 6. train the arms
+    def _train_done(self) -> bool:
+        return all((d / "eval.json").is_file() for d in self.arm_dirs.values())
+
+    def _train_arms(self) -> str:
+        parts = []
+        for mode, run in self.arm_dirs.items():
+            if (run / "eval.json").is_file():
+                continue
+            self.echo(f"      arm {mode} -> {run}")
+            train = self._train_bc if self.config.learner == "bc" else self._train_sac
+            final = (_read(train(mode, run) / "eval.json") or {}).get("final") or {}
+            score = final.get("success_rate")
+            parts.append(
+                f"{mode}: " + (f"success {score:.2f}" if score is not None else
+                               f"return {final.get('return_mean', float('nan')):.1f}")
+            )  # fmt: skip
+        return "final training evaluation " + ", ".join(parts) if parts else ""
+
+    def _train_bc(self, mode: str, run: Path) -> Path:
+        from saliency_rl.algos.bc import preset_config
+        from saliency_rl.algos.bc_trainer import resume_bc, train_bc
+
+        c = self.config
+        if (run / "config.json").is_file():
+            self.echo("      resuming from its latest checkpoint")
+            return resume_bc(run, device=self.device, progress=self.progress)
+        if run.exists():  # killed before its config was written: nothing to keep
+            shutil.rmtree(run)
+        config = preset_config(
+            "visarl-bc" if c.bc_steps > 100 else "tiny", seed=c.seed, steps=c.bc_steps,
+            eval_every=max(1, c.bc_steps // c.curve_points), eval_episodes=c.curve_episodes,
+            checkpoint_every=max(1, c.bc_steps // 4), log_every=max(1, c.bc_steps // 20),
         )  # fmt: skip
-        losses = "  ".join(f"{k} {v:.4f}" for k, v in summary.losses.items())
-        return f"{summary.step} steps; losses {losses}"
+        return train_bc(
+            self.dataset_dir, self.out / c.encoder_of(mode), config, mode=mode,
+            predictor=self.predictor_dir if mode != "rgb" else None, out=run,
+            device=self.device, progress=self.progress,
+        )  # fmt: skip
 
-    # -------------------------------------------------------------- 6. SAC
-    def _sac_done(self) -> bool:
-        return (self.sac_dir / "eval.json").is_file()
-
-    def _train_sac(self) -> str:
+    def _train_sac(self, mode: str, run: Path) -> Path:
         from saliency_rl.algos.sac import sac_config
         from saliency_rl.algos.sac_trainer import resume_sac, train_sac
 
         c = self.config
-        if (self.sac_dir / "config.json").is_file():
-            self.echo("      resuming the SAC run from its latest checkpoint")
-            run = resume_sac(self.sac_dir, device=self.device, progress=self.progress)
-        else:
-            if self.sac_dir.exists():  # killed before its config was written: nothing to keep
-                shutil.rmtree(self.sac_dir)
-            config = sac_config(
-                c.sac_preset, encoder="multimae", saliency_mode="rgb+saliency",
-                total_steps=c.sac_steps, init_steps=c.sac_init_steps, batch_size=c.sac_batch,
-                hidden_dim=c.sac_hidden_dim, hidden_layers=c.sac_hidden_layers, seed=c.seed,
-                eval_every=0, eval_episodes=c.eval_episodes,
-                checkpoint_every=max(1, c.sac_steps // 4), log_every=max(1, c.sac_steps // 20),
-            )  # fmt: skip
-            run = train_sac(
-                c.env_spec, config, env_options=c.env_options(),
-                predictor=self.predictor_dir, encoder_checkpoint=self.multimae_dir,
-                out=self.sac_dir, device=self.device, preset=c.sac_preset,
-                progress=self.progress,
-            )  # fmt: skip
-        final = (_read(run / "eval.json") or {}).get("final") or {}
-        return (
-            f"{c.sac_steps} agent steps; final return {final.get('return_mean', float('nan')):.1f}"
-        )
+        if (run / "config.json").is_file():
+            self.echo("      resuming from its latest checkpoint")
+            return resume_sac(run, device=self.device, progress=self.progress)
+        if run.exists():
+            shutil.rmtree(run)
+        config = sac_config(
+            c.sac_preset, encoder="multimae", saliency_mode=mode,
+            total_steps=c.sac_steps, init_steps=c.sac_init_steps, batch_size=c.sac_batch,
+            hidden_dim=c.sac_hidden_dim, hidden_layers=c.sac_hidden_layers, seed=c.seed,
+            eval_every=max(1, c.sac_steps // c.curve_points), eval_episodes=c.curve_episodes,
+            checkpoint_every=max(1, c.sac_steps // 4), log_every=max(1, c.sac_steps // 20),
+        )  # fmt: skip
+        return train_sac(
+            c.env_spec, config, env_options=c.env_options(),
+            predictor=self.predictor_dir if mode != "rgb" else None,
+            encoder_checkpoint=self.out / c.encoder_of(mode), out=run, device=self.device,
+            preset=c.sac_preset, progress=self.progress,
+        )  # fmt: skip
 
     # -------------------------------------------------------------- 7. evaluate
-    def _evaluate_done(self) -> bool:
+    def _evaluations(self) -> list[tuple[str, str | None, Path]]:
         from saliency_rl.evaluation import eval_file_name
 
-        return all(
-            (self.sac_dir / eval_file_name(d)).is_file() for d in (None, self.config.distractor)
-        )
+        return [
+            (mode, d, run / eval_file_name(d))
+            for mode, run in self.arm_dirs.items()
+            for d in (None, self.config.distractor)
+        ]
+
+    def _evaluate_done(self) -> bool:
+        return all(path.is_file() for _, _, path in self._evaluations())
 
     def _evaluate(self) -> str:
         from saliency_rl.evaluation import evaluate_run
 
         c = self.config
         parts = []
-        for distractor in (None, c.distractor):
+        for mode, distractor, path in self._evaluations():
+            if path.is_file():
+                continue
             result = evaluate_run(
-                self.sac_dir, episodes=c.eval_episodes, distractor=distractor, video=1,
+                self.arm_dirs[mode], episodes=c.eval_episodes, distractor=distractor, video=1,
                 device=self.device, progress=self.progress,
             )  # fmt: skip
-            parts.append(f"{distractor or 'clean'} {result['return_mean']:.1f}")
-        return "return " + ", ".join(parts)
+            score = result.get("success_rate", result["return_mean"])
+            parts.append(f"{mode} {result['distractor']} {score:.2f}")
+        return ", ".join(parts)
 
-    # -------------------------------------------------------------- 8. report
+    # -------------------------------------------------------------- 8. verdict, report
+    def verdict(self) -> Any:
+        """The verdict of the two arms' evaluations (``experiments.verdict``)."""
+        from saliency_rl.evaluation import eval_file_name
+        from saliency_rl.experiments.verdict import compute_verdict, read_arm
+
+        name = eval_file_name(self.config.distractor)
+        arms = {mode: read_arm(run, name) for mode, run in self.arm_dirs.items()}
+        label = name.removeprefix("eval_").removesuffix(".json")
+        return compute_verdict(arms, label)
+
     def _report(self) -> str:
         from saliency_rl.experiments.report import write_report
 
+        verdict = self.verdict()
+        atomic_write_json(self.out / VERDICT_FILE, verdict.to_json())
         self._figures()
+        c = self.config
         index = write_report(
-            [self.sac_dir], self.report_dir,
-            title=f"saliency-rl demo: ViSaRL on {self.config.env_spec}",
-            notes={"Demo": self._notes()},
+            list(self.arm_dirs.values()), self.report_dir,
+            title=f"saliency-rl demo: {c.learner.upper()} on {c.env_spec}, "
+            f"{c.arms[0]} against {c.arms[1]}",
+            notes={"Verdict": verdict.text(), "Demo": self._notes()},
         )  # fmt: skip
-        return str(index)
+        return f"{verdict.sentence}\n      {index}"
 
     def _notes(self) -> str:
         c = self.config
         options = ", ".join(f"{k} {v}" for k, v in c.env_options().items())
+        learner = (
+            f"behaviour cloning ({c.bc_steps} steps) from {c.collect_episodes} scripted-expert "
+            "demonstrations"
+            if c.learner == "bc"
+            else f"SAC ({c.sac_steps} agent steps), {c.collect_episodes} random-policy episodes "
+            "for the predictor and the encoders"
+        )
         lines = [
             f"task {c.env_spec} ({options}); annotation by "
             f"{self.state.get('annotate', self.annotate)}",
+            f"arms: without saliency {c.arms[0]}, with saliency {c.arms[1]} (frozen MultiMAE "
+            f"modes, the same data, budget and seed {c.seed}); learner: {learner}",
+            f"evaluation: {c.eval_episodes} episodes per arm and condition, the same seeds "
+            f"for both arms; distractor {c.distractor}",
             f"command: {self.state.get('command', '')}",
             "",
-            "stage                                     wall s    CPU s  load",
+            "stage                                              wall s    CPU s  load",
         ]
         for name in STAGES:
             stage = self.state["stages"].get(name, {})
             if "seconds" in stage:
                 lines.append(
-                    f"{name:40s} {stage['seconds']:8.1f} {stage.get('cpu_seconds', 0):8.1f} "
+                    f"{name:50s} {stage['seconds']:8.1f} {stage.get('cpu_seconds', 0):8.1f} "
                     f"{stage.get('load_average', 0):5.1f}"
                 )
             else:
-                lines.append(f"{name:40s}  (this report)")
+                lines.append(f"{name:50s}  (this report)")
         report = _read(self.predictor_dir / "report.json") or {}
         held = report.get("holdout_metrics") or {}
         if held.get("max_f_beta") is not None:
@@ -534,11 +738,13 @@ class Demo:
         return "\n".join(lines)
 
     def _figures(self) -> None:
-        """Images the report shows, written into the SAC run's figures/."""
+        """Images the report shows: annotations, predictor preview and reconstructions in
+        the saliency arm's figures/, and per arm a GIF clip of each evaluation."""
         from saliency_rl.saliency.annotations import AnnotationStore
         from saliency_rl.saliency.overlay import overlay, save_grid
 
-        figures = self.sac_dir / "figures"
+        with_arm = self.arm_dirs[self.config.arms[1]]
+        figures = with_arm / "figures"
         figures.mkdir(parents=True, exist_ok=True)
         dataset = self._dataset()
         store = AnnotationStore(dataset)
@@ -547,48 +753,65 @@ class Demo:
         if tiles:
             save_grid(figures / "saliency_annotations.png", tiles)
         copies = {"saliency_predictor_preview.png": self.predictor_dir / "preview.png"}
-        reconstructions = sorted((self.multimae_dir / "reconstructions").glob("*.png"))
+        encoder = self.out / self.config.encoder_of(self.config.arms[1])
+        reconstructions = sorted((encoder / "reconstructions").glob("*.png"))
         if reconstructions:
             copies["multimae_reconstructions.png"] = reconstructions[-1]
         for name, source in copies.items():
             if source.is_file():
                 data = source.read_bytes()
                 atomic_write_bytes(figures / name, lambda h, data=data: h.write(data))
-        for distractor in (None, self.config.distractor):
-            path = figures / f"policy_saliency_{distractor or 'clean'}.png"
-            if not path.is_file():
-                self._policy_frames(path, distractor)
+        for mode, _, path in self._evaluations():
+            result = _read(path) or {}
+            videos = result.get("videos") or []
+            run = self.arm_dirs[mode]
+            gif = run / "figures" / f"policy_rollout_{result.get('distractor', 'clean')}.gif"
+            if videos and not gif.is_file():
+                clip_gif(run / videos[0], gif)
 
-    def _policy_frames(self, path: Path, distractor: str | None) -> None:
-        """Frames of one evaluation episode with the saliency map the policy used."""
-        from saliency_rl.envs import make_env
-        from saliency_rl.envs.wrappers import frame_channels
-        from saliency_rl.evaluation import EVAL_SEED, load_run_policy
-        from saliency_rl.saliency.overlay import overlay, save_grid
 
-        config, policy = load_run_policy(self.sac_dir, self.device)
-        options = dict(config.get("env_options") or {})
-        env = make_env(config["env"], **options, distractor=distractor, seed=EVAL_SEED)
-        channels = frame_channels(env)
-        tiles = []
-        try:
-            policy.reset()
-            obs, _ = env.reset(seed=EVAL_SEED)
-            for step in range(5 * SAMPLE_EVERY):
-                if step % SAMPLE_EVERY == 0:
-                    frame = np.asarray(obs["rgb"])[-channels:]  # the newest frame (C, H, W)
-                    rgb = frame if channels == 3 else np.repeat(frame[:1], 3, axis=0)
-                    saliency = policy.saliency(obs)
-                    tiles.append(rgb.transpose(1, 2, 0))
-                    tiles.append(overlay(rgb, np.clip(saliency, 0, 1)) if saliency is not None
-                                 else rgb.transpose(1, 2, 0))  # fmt: skip
-                obs, _, terminated, truncated, _ = env.step(policy.act(obs))
-                if terminated or truncated:
-                    break
-        finally:
-            env.close()
-        if tiles:
-            save_grid(path, tiles, columns=2)
+def clip_gif(video: Path, out: Path) -> None:
+    """A short, small GIF of an evaluation MP4 (every CLIP_EVERY-th frame, CLIP_HEIGHT high),
+    so the report page plays it in any browser without a video codec."""
+    import imageio.v2 as imageio
+    from PIL import Image
+
+    frames = []
+    for i, frame in enumerate(imageio.get_reader(video)):
+        if i % CLIP_EVERY:
+            continue
+        image = Image.fromarray(frame)
+        width = max(1, round(image.width * CLIP_HEIGHT / image.height))
+        frames.append(image.resize((width, CLIP_HEIGHT), Image.BILINEAR))
+    if not frames:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(handle) -> None:
+        frames[0].save(
+            handle, format="GIF", save_all=True, append_images=frames[1:], duration=80, loop=0
+        )
+
+    atomic_write_bytes(out, write)
+
+
+def _modalities(mode: str) -> tuple[str, ...]:
+    """What an encoder mode's MultiMAE is pretrained on."""
+    return ("rgb", "saliency") if mode.startswith("rgb+saliency") else ("rgb",)
+
+
+def _duration(seconds: float) -> str:
+    """``40 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _slug(mode: str) -> str:
+    """A directory name of an encoder mode: rgb+saliency -> rgb_plus_saliency."""
+    return mode.replace("+", "_plus_")
 
 
 def run_demo(
