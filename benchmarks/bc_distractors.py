@@ -3,8 +3,8 @@
 ViSaRL's Table V: on the real robot, saliency nearly doubles BC success on tasks with
 distractors (27/40 vs 14/40). Here, in simulation: BC on frozen MultiMAE features of 10
 clean scripted-expert demonstrations per Meta-World task (benchmarks/bc_metaworld.py's
-data, encoders and BC recipe), evaluated clean and under distractors: our own ``color_hard``
-and ``video_hard``, and DMC-GB's real ``video_hard`` clips (--dmcgb). Modes:
+data, encoders and BC recipe), evaluated clean and under distractors: our own ``color_hard``,
+``video_easy`` and ``video_hard``, and DMC-GB's real clips of both (--dmcgb). Modes:
 
 - ``rgb``: an RGB MAE's features (no saliency);
 - ``rgb+saliency``: ViSaRL's, a MultiMAE pretrained on RGB + saliency, both at policy time;
@@ -40,8 +40,8 @@ TARGET_RATIO = 1.5  # issue 28: rgb+saliency >= 1.5x rgb under distractors (pape
 
 
 def conditions(dmcgb: Path | None) -> list[str]:
-    found = ["clean", "color_hard", "video_hard"]
-    return found + ([f"video_hard:{dmcgb}"] if dmcgb is not None else [])
+    found = ["clean", "color_hard", "video_easy", "video_hard"]
+    return found + ([f"video_easy:{dmcgb}", f"video_hard:{dmcgb}"] if dmcgb is not None else [])
 
 
 def condition_name(condition: str) -> str:
@@ -151,7 +151,7 @@ def markdown(results: dict) -> str:
         "oracle-clicked clean demo frames with background replacement, run on the frames the "
         "policy sees. Success rate over closed-loop episodes on new object and goal positions "
         "(the same episode seeds for every run); seeds pooled: successes / episodes. "
-        "`(DMC-GB)`: DMC-GB's real video_hard clips; the others are our procedural sets.",
+        "`(DMC-GB)`: DMC-GB's real clips (video_easy: 6 of its 10); the others are our procedural sets.",
         "",
         "| task | mode | seeds | " + " | ".join(found_conditions) + " |",
         "|---|---|---:|" + "---:|" * len(found_conditions),

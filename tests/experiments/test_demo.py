@@ -18,12 +18,12 @@ ARMS = ("rgb", "rgb_x_saliency")
 @pytest.mark.slow
 def test_the_verdict_is_the_two_arms_own_evaluations(tiny_demo):
     verdict = json.loads((tiny_demo / VERDICT_FILE).read_text())
-    assert verdict["metric"] == "success rate" and verdict["distractor"] == "video_hard"
+    assert verdict["metric"] == "success rate" and verdict["distractor"] == "video_easy"
     for key, mode in (("without", ARMS[0]), ("with_saliency", ARMS[1])):
         run = tiny_demo / mode
         clean = json.loads((run / "eval_clean.json").read_text())
-        distracted = json.loads((run / "eval_video_hard.json").read_text())
-        assert clean["distractor"] == "clean" and distracted["distractor"] == "video_hard"
+        distracted = json.loads((run / "eval_video_easy.json").read_text())
+        assert clean["distractor"] == "clean" and distracted["distractor"] == "video_easy"
         assert clean["episodes"] == distracted["episodes"] == 2
         arm = verdict[key]
         assert arm["name"] == mode
@@ -50,11 +50,11 @@ def test_the_report_has_both_curves_on_one_plot_and_a_clip_per_arm(tiny_demo):
     markdown = (report / "report.md").read_text()
     page = (report / "index.html").read_text()
     assert "| task | bc-multimae-rgb | bc-multimae-rgb_x_saliency |" in markdown
-    assert "under distractor video_hard" in markdown and "no distractor" in markdown
+    assert "under distractor video_easy" in markdown and "no distractor" in markdown
     images = {p.name: p.stat().st_size for p in (report / "images").iterdir()}
     assert images["curve_metaworld-reach.png"] > 1000  # one task: both arms on one plot
     for mode in ARMS:
-        for condition in ("clean", "video_hard"):
+        for condition in ("clean", "video_easy"):
             assert images[f"{mode}__policy_rollout_{condition}.gif"] > 1000
     for name in ("saliency_annotations.png", "saliency_predictor_preview.png"):
         assert images[f"rgb_x_saliency__{name}"] > 100

@@ -99,7 +99,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--distractor",
         type=distractor_mode,
         metavar="MODE",
-        help="distractor of the robustness evaluation (video_hard): " + DISTRACTOR_HELP,
+        help="distractor of the robustness evaluation (video_easy): " + DISTRACTOR_HELP,
     )
     parser.add_argument("--seed", type=non_negative_int, help="random seed (0)")
     parser.add_argument(
