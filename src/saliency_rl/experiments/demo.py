@@ -84,16 +84,17 @@ SCALED_FIELDS = (
     "sac_init_steps",
     "eval_episodes",
 )
-# Seconds per unit of budget on 2 CPU cores (measured: benchmarks/results/demo_time.md),
+# Seconds per unit of budget on 2 CPU cores (measured 2026-12-03, AMD EPYC, 2 cores: the
+# default demo's stages, benchmarks/results/demo_time.md; SAC's is not measured yet),
 # for the time-left estimate; after each stage the estimate is rescaled by how the stages
 # so far compared with it, so a slower or faster machine corrects itself as it goes.
 SECONDS_PER = {
-    "collect_step": 0.02,  # per environment step collected
-    "predictor_step": 0.12,  # per U-Net step at batch 16
-    "pretrain_step": 0.25,  # per MultiMAE step at batch 32, the CPU demo's small model
-    "bc_step": 0.05,  # per BC gradient step, features cached
-    "bc_eval_step": 0.04,  # per policy step in an evaluation (encoder and predictor)
-    "sac_step": 0.6,  # per SAC agent step with updates (frozen MultiMAE features)
+    "collect_step": 0.033,  # per environment step collected (Meta-World, expert)
+    "predictor_step": 0.166,  # per U-Net step at batch 16
+    "pretrain_step": 0.145,  # per MultiMAE step at batch 32, the CPU demo's small model
+    "bc_step": 0.045,  # per BC gradient step, features cached (caching included)
+    "bc_eval_step": 0.035,  # per policy step in an evaluation (encoder and predictor)
+    "sac_step": 0.6,  # per SAC agent step with updates (frozen MultiMAE features; a guess)
     "sac_eval_step": 0.03,
 }
 

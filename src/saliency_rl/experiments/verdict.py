@@ -147,7 +147,7 @@ def _sentence(
     def kept(arm: ArmResult) -> str:
         if arm.kept is None:
             return f"nothing (its clean {metric} is {score(arm.clean)})"
-        return f"{100 * arm.kept:.0f} % ({score(arm.clean)} clean, {score(arm.distracted)})"
+        return f"{100 * arm.kept:.0f} % ({score(arm.clean)} -> {score(arm.distracted)})"
 
     if diff[1] > 0:
         outcome = "saliency helped under the distractor (the interval lies above 0)"
