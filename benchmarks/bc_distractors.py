@@ -4,7 +4,8 @@ ViSaRL's Table V: on the real robot, saliency nearly doubles BC success on tasks
 distractors (27/40 vs 14/40). Here, in simulation: BC on frozen MultiMAE features of 10
 clean scripted-expert demonstrations per Meta-World task (benchmarks/bc_metaworld.py's
 data, encoders and BC recipe), evaluated clean and under distractors: our own ``color_hard``,
-``video_easy`` and ``video_hard``, and DMC-GB's real clips of both (--dmcgb). Modes:
+``video_easy`` and ``video_hard``, distractor ``objects`` (copies of the task's object on
+the table), and DMC-GB's real clips of both video modes (--dmcgb). Modes:
 
 - ``rgb``: an RGB MAE's features (no saliency);
 - ``rgb+saliency``: ViSaRL's, a MultiMAE pretrained on RGB + saliency, both at policy time;
@@ -40,7 +41,7 @@ TARGET_RATIO = 1.5  # issue 28: rgb+saliency >= 1.5x rgb under distractors (pape
 
 
 def conditions(dmcgb: Path | None) -> list[str]:
-    found = ["clean", "color_hard", "video_easy", "video_hard"]
+    found = ["clean", "color_hard", "video_easy", "video_hard", "objects"]
     return found + ([f"video_easy:{dmcgb}", f"video_hard:{dmcgb}"] if dmcgb is not None else [])
 
 

@@ -94,9 +94,10 @@ def fraction(text: str) -> float:
 
 DISTRACTOR_HELP = (
     "our own sets: color_easy, color_hard (colours drawn around the defaults), video_easy, "
-    "video_hard (procedural moving backgrounds; hard also replaces the floor); or MODE:PATH "
-    "for DMC-GB's own data (video_hard:DIR with DIR/video_hard/*.mp4 or clips in DIR, "
-    "color_hard:DIR with DIR/color_hard.json)"
+    "video_hard (procedural moving backgrounds; hard also replaces the floor); objects "
+    "(metaworld: copies of the task's object on the table); or MODE:PATH for DMC-GB's own "
+    "data (video_hard:DIR with DIR/video_hard/*.mp4 or clips in DIR, color_hard:DIR with "
+    "DIR/color_hard.json)"
 )
 
 

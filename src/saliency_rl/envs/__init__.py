@@ -84,7 +84,9 @@ def make_env(
         render_quality: ``"fast"`` (default) or ``"default"`` (the suite's own visual settings).
         preset: a name from ``PRESETS`` filling the options left unset (e.g. ``dmc-100k``).
         distractor: ``color_easy``, ``color_hard``, ``video_easy`` or ``video_hard`` (dmc and
-            metaworld only; our own distractor sets, see ``saliency_rl.envs.distractors``);
+            metaworld only; our own distractor sets, see ``saliency_rl.envs.distractors``),
+            ``MODE:PATH`` for DMC-GB's data, or ``objects`` (metaworld: copies of the
+            task's object on the table);
             None or ``"clean"``: none. Applied to every frame, stacked ones included.
         **suite_options: options only one suite has (Atari: ``episodic_life``,
             ``clip_rewards``, ``grayscale``, ``noop_max``, ``frame_skip``, ``sticky_actions``,
@@ -103,6 +105,11 @@ def make_env(
             raise EnvSpecError(
                 f"distractor {distractor!r} needs a MuJoCo suite (dmc or metaworld), not "
                 f"{parsed.suite}; valid distractors there: {', '.join(DISTRACTOR_MODES)}"
+            )
+        if distractor == "objects" and parsed.suite != "metaworld":
+            raise EnvSpecError(
+                "distractor 'objects' copies a Meta-World task's object onto its table: it "
+                f"needs a metaworld task, not {parsed.suite}"
             )
     else:
         distractor = None

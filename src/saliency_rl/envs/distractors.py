@@ -20,6 +20,9 @@ Modes:
   ``video_easy``, and also the floor (DMC; Meta-World: the table) in ``video_hard``, whose
   backgrounds are also busier and faster. A new background sequence is drawn per episode.
 
+- ``objects`` (metaworld only): copies of the task's own object placed on the table at every
+  reset, visual only (``saliency_rl.envs.distractor_objects``).
+
 ``MODE:PATH`` selects DMC-GB's own data instead (real clips, its colour lists): see
 ``saliency_rl.envs.dmcgb``. Numbers measured with them sit beside published DMC-GB tables.
 
@@ -40,8 +43,9 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from saliency_rl.envs.distractor_objects import DistractorObjects
 from saliency_rl.envs.dmcgb import ColorEntries, VideoClips, color_entries
-from saliency_rl.envs.spec import DISTRACTOR_MODES, parse_distractor
+from saliency_rl.envs.spec import DISTRACTOR_MODES, OBJECTS_MODE, parse_distractor
 from saliency_rl.errors import EnvSpecError
 
 __all__ = [
@@ -393,6 +397,9 @@ class DistractorWrapper(gym.Wrapper):
             raise EnvSpecError("DistractorWrapper needs a distractor mode, not clean")
         self.source = parse_distractor(mode)
         self.mode = self.source.mode
+        self._objects: DistractorObjects | None = None
+        if self.mode == OBJECTS_MODE:  # first: it swaps in the model with the copies
+            self._objects = DistractorObjects(env.unwrapped)
         self.model = env_model(env)
         self.parts = scene_parts(env)
         self._seeds = np.random.default_rng([_SEED_SALT] + ([] if seed is None else [seed]))
@@ -400,7 +407,9 @@ class DistractorWrapper(gym.Wrapper):
         self._size = (int(size[0]), int(size[1]))
         self._colors: ColorRandomizer | ColorEntries | None = None
         self._clips: VideoClips | None = None
-        if self.mode in COLOR_STD:
+        if self._objects is not None:
+            pass
+        elif self.mode in COLOR_STD:
             upload = env.unwrapped.frame_renderer.upload_texture
             if self.source.path is None:
                 self._colors = ColorRandomizer(self.model, self.parts.colored_geoms, upload)
@@ -427,6 +436,11 @@ class DistractorWrapper(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         episode_seed = int(self._seeds.integers(2**63)) if seed is None else seed
         rng = np.random.default_rng([_SEED_SALT, episode_seed])
+        if self._objects is not None:
+            obs, info = self.env.reset(seed=seed, options=options)
+            self.object_positions = self._objects.place(rng)  # clear of where the task put
+            self._t = 0  # its object and goal at this reset; then the frame is rendered anew
+            return self._distract({**obs, "rgb": self._render_frame()}), info
         if isinstance(self._colors, ColorRandomizer):
             self._colors.draw(rng, COLOR_STD[self.mode])  # before the reset renders
         elif isinstance(self._colors, ColorEntries):
@@ -459,9 +473,12 @@ class DistractorWrapper(gym.Wrapper):
             return self._background.frame(self._t)
         return self._background[self._t % len(self._background)]  # clips wrap around
 
+    def _render_frame(self) -> np.ndarray:
+        return np.ascontiguousarray(self.env.unwrapped.render().transpose(2, 0, 1))
+
     def _distract(self, obs: dict) -> dict:
         rgb = obs["rgb"]
-        if self._colors is None:
+        if self._colors is None and self._objects is None:
             mask = self.background_mask()
             rgb = rgb.copy()
             rgb[:, mask] = self.background_frame()[mask].T

@@ -195,6 +195,26 @@ class MetaWorldEnv(gym.Env):
         """The renderer of the frames (distractors upload changed textures through it)."""
         return self._renderer
 
+    def swap_model(self, model: mujoco.MjModel) -> None:
+        """Use ``model`` from now on: the same scene with bodies added after the existing ones
+        (so every existing id is unchanged) and no new joints. The state is carried over."""
+        if (model.nq, model.nv, model.nu) != (self.model.nq, self.model.nv, self.model.nu):
+            raise EnvSpecError("a swapped-in model must have the same joints and actuators")
+        # What Meta-World writes into its model after loading it (the mocap weld, object and
+        # goal placements), carried over to the existing rows of the new one.
+        for name in _EDITED_MODEL_FIELDS:
+            ours, theirs = getattr(model, name), getattr(self.model, name)
+            ours[: len(theirs)] = theirs
+        data = mujoco.MjData(model)
+        data.qpos[:], data.qvel[:] = self.data.qpos, self.data.qvel
+        data.mocap_pos[:], data.mocap_quat[:] = self.data.mocap_pos, self.data.mocap_quat
+        mujoco.mj_forward(model, data)
+        size, quality = self._renderer.height, self._renderer.quality
+        self._renderer.close()
+        self.mw_env.model, self.mw_env.data = model, data
+        self.model, self.data = model, data
+        self._renderer = MujocoFrameRenderer(model, data, size, size, quality)
+
     def expert_action(self) -> np.ndarray:
         """The scripted expert's action in the current state, float32 (4,) in [-1, 1]."""
         with warnings.catch_warnings():
@@ -253,6 +273,11 @@ class MetaWorldEnv(gym.Env):
         obj = tuple(g for g in range(model.ngeom) if model.geom_bodyid[g] == body)
         name = "handle" if self.task.startswith(_HANDLE_TASKS) else "object"
         return ("hand", name, "goal"), (hand, obj, ())
+
+
+_EDITED_MODEL_FIELDS = (
+    "body_pos", "body_quat", "site_pos", "site_quat", "geom_rgba", "mat_rgba", "eq_data",
+)  # fmt: skip
 
 
 def _within(model: mujoco.MjModel, body: int, ancestor: int) -> bool:

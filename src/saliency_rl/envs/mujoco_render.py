@@ -21,10 +21,8 @@ from saliency_rl.errors import EnvSpecError
 RENDER_QUALITIES = ("fast", "default")
 
 # MuJoCo's EGL backend terminates its display at exit; a renderer freed after that by the
-# garbage collector prints EGL errors. Closing live renderers first (atexit runs handlers
-# last-registered first, and ours is registered after the first context exists) avoids it.
+# garbage collector prints EGL errors. Closing live renderers first avoids it.
 _live_renderers: weakref.WeakSet = weakref.WeakSet()
-_close_at_exit_registered = False
 
 
 def _close_live_renderers() -> None:
@@ -65,11 +63,11 @@ class MujocoFrameRenderer:
             model.vis.global_.offwidth = max(model.vis.global_.offwidth, width)
             model.vis.global_.offheight = max(model.vis.global_.offheight, height)
         self._renderer = mujoco.Renderer(model, height, width)
-        global _close_at_exit_registered
         _live_renderers.add(self)
-        if not _close_at_exit_registered:
-            atexit.register(_close_live_renderers)
-            _close_at_exit_registered = True
+        # Registered anew after every context: atexit runs the last-registered handler first,
+        # so ours always runs before an EGL terminate registered since.
+        atexit.unregister(_close_live_renderers)
+        atexit.register(_close_live_renderers)
         if quality == "fast":
             self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
             self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0

@@ -12,6 +12,8 @@ from saliency_rl.errors import EnvSpecError
 DISTRACTOR_MODES = ("color_easy", "color_hard", "video_easy", "video_hard")
 """Visual distractor modes (``saliency_rl.envs.distractors``); ``MODE:PATH`` takes DMC-GB's
 own data from PATH instead of our procedural sets (``saliency_rl.envs.dmcgb``)."""
+OBJECTS_MODE = "objects"
+"""Metaworld only: copies of the task's object on the table (``envs.distractor_objects``)."""
 
 SUITES = ("dmc", "metaworld", "atari", "fake")  # fake: a tiny test environment
 EXAMPLES = "dmc:cartpole-swingup, metaworld:drawer-open, atari:MsPacman"
@@ -106,14 +108,17 @@ def parse_distractor(text: str) -> DistractorSource:
     Only the form is checked here; the files are read when an env is built
     (``saliency_rl.envs.dmcgb``).
     """
-    modes = DISTRACTOR_MODES
+    modes = (*DISTRACTOR_MODES, OBJECTS_MODE)
     mode, _, path = text.partition(":")
     if mode not in modes:
         raise EnvSpecError(
-            f"unknown distractor {text!r}; valid: clean, {', '.join(modes)} (our own sets), or "
+            f"unknown distractor {text!r}; valid: clean, {', '.join(modes)} (our own sets; "
+            "objects: metaworld only), or "
             "MODE:PATH for DMC-GB's data (e.g. video_hard:DIR with DIR/video_hard/*.mp4 or "
             "clips directly in DIR; color_hard:DIR with DIR/color_hard.json, or the .json file)"
         )
     if ":" in text and not path:
         raise EnvSpecError(f"distractor {text!r} names no path after ':'")
+    if mode == OBJECTS_MODE and path:
+        raise EnvSpecError(f"distractor {OBJECTS_MODE!r} takes no path, got {text!r}")
     return DistractorSource(mode, Path(path).expanduser() if path else None)
