@@ -100,7 +100,7 @@ def test_background_replacement_is_seeded_and_spares_agent_and_salient_pixels():
     assert 4 < changed.sum() < 28  # about half the samples (probability 0.5)
     assert torch.equal(replace_background(frames, maps, backgrounds, torch.Generator(), 0), frames)
     textures, kind = background_textures(frames, torch.Generator().manual_seed(0))
-    assert textures.shape == frames.shape and set(kind.tolist()) == {0, 1, 2, 3}
+    assert textures.shape == frames.shape and set(kind.tolist()) == {0, 1, 2}
     assert textures.min() >= 0 and textures.max() <= 1
     grey, _ = background_textures(frames[:, :1], torch.Generator().manual_seed(0))
     assert grey.shape == (32, 1, 16, 16)

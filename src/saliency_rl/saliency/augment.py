@@ -214,8 +214,7 @@ def colour_jitter(
 
 # ---------------------------------------------------------------------- background
 _BLOBS = 6  # blobs drawn per sample (each shown with probability 0.6)
-_BOXES = 8  # rectangles drawn per sample of the clutter kind (each shown with probability 0.7)
-_NOISE_CELLS = (2, 4, 8, 16, 32)  # scales of the colour noise: cells across the frame
+_NOISE_CELLS = (2, 4, 8, 16)  # scales of the colour noise: cells across the frame
 
 
 def background_textures(
@@ -223,16 +222,14 @@ def background_textures(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A new background per sample, and which samples drew one of each kind.
 
-    Kinds, drawn uniformly: 0 smooth colour noise at a random scale; 1 the same with blobs
-    of random colours painted over it; 2 the frame's own colours recoloured (per-channel
-    gain in [0.3, 1.7] and offset in [-0.15, 0.15], as a colour distractor repaints sky and
-    floor); 3 clutter: rectangles of random colours and sizes over the noise, whose sharp
-    edges stand in for the furniture and walls of real video backgrounds.
+    Kinds, drawn uniformly: smooth colour noise at a random scale; the same with blobs of
+    random colours painted over it; the frame's own colours recoloured (per-channel gain in
+    [0.3, 1.7] and offset in [-0.15, 0.15], as a colour distractor repaints sky and floor).
     frames: (N, C, H, W) float in [0, 1], C = 3 or 1
-    returns: textures (N, C, H, W) float in [0, 1], kind (N,) int64 in {0, 1, 2, 3}
+    returns: textures (N, C, H, W) float in [0, 1], kind (N,) int64 in {0, 1, 2}
     """
     n, c, h, w = frames.shape
-    kind = torch.randint(4, (n,), generator=generator)
+    kind = torch.randint(3, (n,), generator=generator)
     cells = torch.tensor(_NOISE_CELLS)[torch.randint(len(_NOISE_CELLS), (n,), generator=generator)]
     noise = torch.zeros(n, 3, h, w)
     for count in _NOISE_CELLS:  # every scale is drawn, so the stream does not depend on cells
@@ -250,16 +247,6 @@ def background_textures(
         ) ** 2 < radius[:, i, None, None] ** 2
         inside &= shown[:, i, None, None]
         noise = torch.where(inside[:, None], colour[:, i, :, None, None], noise)
-    corner = torch.rand(n, _BOXES, 2, generator=generator) * torch.tensor([h, w])
-    extent = (0.05 + 0.5 * torch.rand(n, _BOXES, 2, generator=generator)) * torch.tensor([h, w])
-    box_colour = torch.rand(n, _BOXES, 3, generator=generator)
-    boxed = (torch.rand(n, _BOXES, generator=generator) < 0.7) & (kind == 3)[:, None]
-    for i in range(_BOXES):
-        top, left = corner[:, i, 0, None, None], corner[:, i, 1, None, None]
-        inside = (rows >= top) & (rows < top + extent[:, i, 0, None, None])
-        inside = inside & (cols >= left) & (cols < left + extent[:, i, 1, None, None])
-        inside = inside & boxed[:, i, None, None]
-        noise = torch.where(inside[:, None], box_colour[:, i, :, None, None], noise)
     gain = 0.3 + 1.4 * torch.rand(n, 3, 1, 1, generator=generator)
     offset = 0.3 * (torch.rand(n, 3, 1, 1, generator=generator) - 0.5)
     noise = noise.to(frames)
