@@ -184,10 +184,13 @@ def markdown(results: dict) -> str:
         for mode in MODES[1:]:
             if rate.get(mode) is None:
                 continue
-            ratio = rate[mode] / rate["rgb"] if rate["rgb"] > 0 else float("inf")
+            if rate["rgb"] > 0:
+                ratio = rate[mode] / rate["rgb"]
+                verdict = f"{ratio:.2f}x ({'met' if ratio >= TARGET_RATIO else 'missed'})"
+            else:  # no ratio to a zero: ahead or not
+                verdict = "ahead of a 0 % `rgb` (met)" if rate[mode] > 0 else "both 0 % (missed)"
             lines.append(
-                f"- {condition}: `{mode}` {rate[mode]:.0%} vs `rgb` {rate['rgb']:.0%}: "
-                f"{ratio:.2f}x ({'met' if ratio >= TARGET_RATIO else 'missed'})"
+                f"- {condition}: `{mode}` {rate[mode]:.0%} vs `rgb` {rate['rgb']:.0%}: {verdict}"
             )
     lines.append("")
     return "\n".join(lines)
