@@ -29,6 +29,8 @@ def test_the_verdict_is_the_two_arms_own_evaluations(tiny_demo):
         assert arm["name"] == mode
         assert arm["clean"] == clean["success_rate"]
         assert arm["distracted"] == distracted["success_rate"]
+        assert arm["clean_return"] == clean["return_mean"]
+        assert arm["distracted_return"] == distracted["return_mean"]
         # Both arms were trained on the same data with the same budget.
         config = json.loads((run / "config.json").read_text())
         assert config["dataset"] == str(tiny_demo / "dataset")

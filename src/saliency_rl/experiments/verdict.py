@@ -32,6 +32,9 @@ class ArmResult:
     kept: float | None
     """distracted / clean; None when the clean score is not positive."""
     episodes: int
+    clean_return: float
+    """Mean return clean (the score itself where the metric is the return)."""
+    distracted_return: float
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,15 @@ class Verdict:
             return f"{scale * t[0]:+.1f}{unit} [{scale * t[1]:+.1f}, {scale * t[2]:+.1f}]"
 
         lines = [self.sentence, ""]
-        lines.append(f"{'arm':<34} {'clean':>8} {self.distractor:>14} {'kept':>6}")
+        returns = self.metric != "return"  # show returns beside a success rate
+        header = f"{'arm':<24} {'clean':>8} {self.distractor:>14} {'kept':>6}"
+        lines.append(header + ("   return clean / distracted" if returns else ""))
         for arm in (self.without, self.with_saliency):
             kept = "-" if arm.kept is None else f"{100 * arm.kept:.0f}%"
-            lines.append(
-                f"{arm.name:<34} {score(arm.clean):>8} {score(arm.distracted):>14} {kept:>6}"
-            )
+            line = f"{arm.name:<24} {score(arm.clean):>8} {score(arm.distracted):>14} {kept:>6}"
+            if returns:
+                line += f"   {arm.clean_return:.1f} / {arm.distracted_return:.1f}"
+            lines.append(line)
         lines += [
             "",
             f"with - without saliency ({self.metric}; 95 % interval {self.interval}):",
@@ -118,12 +124,15 @@ def compute_verdict(arms: dict[str, dict[str, dict]], distractor: str) -> Verdic
     _, distracted_without = episode_scores(without["distracted"])
     _, distracted_with = episode_scores(with_["distracted"])
 
-    def arm(name: str, clean: np.ndarray, distracted: np.ndarray) -> ArmResult:
+    def arm(name: str, evals: dict, clean: np.ndarray, distracted: np.ndarray) -> ArmResult:
         c, d = float(clean.mean()), float(distracted.mean())
-        return ArmResult(name, c, d, d / c if c > 0 else None, int(len(clean)))
+        return ArmResult(
+            name, c, d, d / c if c > 0 else None, int(len(clean)),
+            float(evals["clean"]["return_mean"]), float(evals["distracted"]["return_mean"]),
+        )  # fmt: skip
 
-    a = arm(name_without, clean_without, distracted_without)
-    b = arm(name_with, clean_with, distracted_with)
+    a = arm(name_without, without, clean_without, distracted_without)
+    b = arm(name_with, with_, clean_with, distracted_with)
     clean_diff = paired_difference(clean_without, clean_with)
     distracted_diff = paired_difference(distracted_without, distracted_with)
     interval = (
