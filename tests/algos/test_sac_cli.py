@@ -24,6 +24,7 @@ MODES = [
     ("multimae", "rgb", "none"),
     ("multimae", "rgb+saliency-pretrain-only", "none"),
     ("multimae", "rgb+saliency", "none"),
+    ("multimae", "rgb_x_saliency", "none"),
 ]
 
 
@@ -32,7 +33,8 @@ def checkpoints_for(encoder, mode, predictor, multimae):
     if mode in ("saliency", "rgb_x_saliency", "rgbs", "rgb+saliency"):
         args += ["--predictor", str(predictor)]
     if encoder == "multimae":
-        args += ["--encoder-checkpoint", str(multimae["rgb" if mode == "rgb" else "rgb+saliency"])]
+        rgb_only = mode in ("rgb", "rgb_x_saliency")
+        args += ["--encoder-checkpoint", str(multimae["rgb" if rgb_only else "rgb+saliency"])]
     return args
 
 
