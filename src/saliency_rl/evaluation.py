@@ -42,9 +42,7 @@ VIDEO_SIZE = 256
 def eval_file_name(distractor: str | None) -> str:
     """``eval_<distractor>.json``, ``eval_clean.json`` without one; a mode with DMC-GB's data
     (``video_hard:/data/dmcgb``) is named after the data (``eval_video_hard@dmcgb.json``)."""
-    if distractor is None or distractor == "clean":
-        return "eval_clean.json"
-    from saliency_rl.envs.distractors import distractor_name
+    from saliency_rl.envs.spec import distractor_name
 
     return f"eval_{distractor_name(distractor)}.json"
 
@@ -131,6 +129,12 @@ def evaluate_run(
         EnvSpecError: an unknown distractor, or a distractor on a suite without MuJoCo.
     """
     from saliency_rl.envs import make_env, parse_spec
+    from saliency_rl.envs.spec import (
+        DISTRACTOR_MODES,
+        check_distractor,
+        distractor_name,
+        distractor_set,
+    )
     from saliency_rl.envs.wrappers import frame_channels
     from saliency_rl.errors import EnvSpecError
     from saliency_rl.runs import RunError, article, now, write_json
@@ -138,12 +142,7 @@ def evaluate_run(
     run_dir = Path(run_dir)
     if episodes < 1:
         raise RunError(f"episodes must be at least 1, got {episodes}")
-    if distractor == "clean":
-        distractor = None
-    if distractor is not None:  # imports MuJoCo: not for clean runs (an Atari-only install)
-        from saliency_rl.envs.distractors import DISTRACTOR_MODES, check_distractor, distractor_set
-
-        distractor = check_distractor(distractor)
+    distractor = check_distractor(distractor)  # None for clean
     config, policy = load_run_policy(run_dir, device)
     spec = str(config["env"])
     suite = parse_spec(spec).suite
@@ -162,7 +161,7 @@ def evaluate_run(
             raise RunError(f"episode_length must be at least 1, got {episode_length}")
         options["episode_length"] = episode_length
     env = make_env(spec, **options, distractor=distractor, seed=seed)
-    name = eval_file_name(distractor).removeprefix("eval_").removesuffix(".json")
+    name = distractor_name(distractor)
     recorder = _VideoRecorder(
         run_dir / VIDEO_DIR,
         name,
@@ -189,7 +188,7 @@ def evaluate_run(
         "env_options": options,
         "distractor": name,
         "distractor_source": distractor,
-        "distractor_set": distractor_set(distractor) if distractor else None,
+        "distractor_set": distractor_set(distractor),
         "policy": "deterministic",
         "seed": seed,
         **summary,

@@ -103,13 +103,11 @@ DISTRACTOR_HELP = (
 
 def distractor_mode(text: str) -> str:
     """An option type: ``clean``, a distractor mode, or ``MODE:PATH`` (files read later)."""
-    from saliency_rl.envs.spec import parse_distractor
+    from saliency_rl.envs.spec import check_distractor
     from saliency_rl.errors import EnvSpecError
 
-    if text == "clean":
-        return text
     try:
-        parse_distractor(text)
+        check_distractor(text)
     except EnvSpecError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text

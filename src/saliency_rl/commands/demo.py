@@ -28,24 +28,15 @@ DESCRIPTION = (
 
 
 def run(args: argparse.Namespace) -> None:
-    from saliency_rl.experiments.demo import DemoError, demo_config, run_demo
+    from saliency_rl.experiments.demo import run_demo
 
-    overrides = dict(
+    run_demo(
+        args.out,
         env_spec=args.env,
         collect_episodes=args.episodes,
         arms=tuple(args.arms) if args.arms else None,
+        yes=args.yes,
         **given(args, "seed", "annotate_frames", "distractor"),
-    )
-    config = demo_config(args.preset or "cpu", args.scale, **overrides)
-    hours = sum(config.estimate_seconds().values()) / 3600
-    if hours >= 1 and not args.yes:
-        raise DemoError(
-            f"this demo is estimated at {hours:.1f} hours on 2 CPU cores (a GPU is much "
-            "faster); add --yes to start it"
-        )
-    run_demo(
-        args.out,
-        **overrides,
         **given(
             args,
             "progress",

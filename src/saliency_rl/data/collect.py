@@ -268,12 +268,13 @@ def _rollout(
     renderers: Mapping[str, Callable[[], np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """One episode as per-frame arrays (see data.dataset for the alignment)."""
+    renderers = renderers or {}
     obs, info = env.reset(seed=seed)
     actor.reset(seed)
     rows: dict[str, list] = {name: [] for name in fields}
     terminal = False
     while True:
-        _record_frame(rows, obs, info, channels, renderers or {})
+        _record_frame(rows, obs, info, channels, renderers)
         done = max_frames is not None and len(rows["rgb"]) >= max_frames
         if done:
             break
@@ -285,7 +286,7 @@ def _rollout(
             rows["raw_reward"].append(info.get("raw_reward", reward))
         if terminated or truncated:
             terminal = bool(terminated)
-            _record_frame(rows, obs, info, channels, renderers or {})
+            _record_frame(rows, obs, info, channels, renderers)
             break
     # The last frame takes no action: pad so every field has one row per frame.
     spec = {name: FieldSpec.from_json(s) for name, s in fields.items()}

@@ -17,7 +17,15 @@ from __future__ import annotations
 import gymnasium as gym
 
 from saliency_rl.envs.presets import PRESETS, preset_options
-from saliency_rl.envs.spec import SUITES, EnvSpec, FrameOptions, parse_spec
+from saliency_rl.envs.spec import (
+    DISTRACTOR_MODES,
+    OBJECTS_MODE,
+    SUITES,
+    EnvSpec,
+    FrameOptions,
+    check_distractor,
+    parse_spec,
+)
 from saliency_rl.envs.wrappers import FrameStack
 from saliency_rl.errors import EnvSpecError
 
@@ -97,22 +105,18 @@ def make_env(
             of range.
     """
     parsed = parse_spec(spec)
-    if distractor is not None and distractor != "clean":
-        from saliency_rl.envs.distractors import DISTRACTOR_MODES, check_distractor
-
-        distractor = check_distractor(distractor)
+    distractor = check_distractor(distractor)  # None for clean
+    if distractor is not None:
         if parsed.suite not in ("dmc", "metaworld"):
             raise EnvSpecError(
                 f"distractor {distractor!r} needs a MuJoCo suite (dmc or metaworld), not "
                 f"{parsed.suite}; valid distractors there: {', '.join(DISTRACTOR_MODES)}"
             )
-        if distractor == "objects" and parsed.suite != "metaworld":
+        if distractor == OBJECTS_MODE and parsed.suite != "metaworld":
             raise EnvSpecError(
-                "distractor 'objects' copies a Meta-World task's object onto its table: it "
-                f"needs a metaworld task, not {parsed.suite}"
+                f"distractor {OBJECTS_MODE!r} copies a Meta-World task's object onto its table: "
+                f"it needs a metaworld task, not {parsed.suite}"
             )
-    else:
-        distractor = None
     options = dict(
         image_size=image_size,
         frame_stack=frame_stack,

@@ -45,7 +45,14 @@ import numpy as np
 
 from saliency_rl.envs.distractor_objects import DistractorObjects
 from saliency_rl.envs.dmcgb import ColorEntries, VideoClips, color_entries
-from saliency_rl.envs.spec import DISTRACTOR_MODES, OBJECTS_MODE, parse_distractor
+from saliency_rl.envs.spec import (  # the string helpers live there: no MuJoCo import
+    DISTRACTOR_MODES,
+    OBJECTS_MODE,
+    check_distractor,
+    distractor_name,
+    distractor_set,
+    parse_distractor,
+)
 from saliency_rl.errors import EnvSpecError
 
 __all__ = [
@@ -67,45 +74,6 @@ COLOR_STD = {"color_easy": 0.1, "color_hard": 0.2}
 
 _GEOM = int(mujoco.mjtObj.mjOBJ_GEOM)  # an int: numpy compares a pybind enum element by element
 _SEED_SALT = 0x5A11E7  # keeps distractor draws independent of the task's draws from the same seed
-
-
-def check_distractor(mode: str | None) -> str | None:
-    """The mode (``MODE`` or ``MODE:PATH``), or None for ``None`` / ``"clean"``.
-
-    EnvSpecError listing the valid forms; a path's files are checked when the env is built.
-    """
-    if mode is None or mode == "clean":
-        return None
-    parse_distractor(mode)
-    return mode
-
-
-def distractor_name(mode: str | None) -> str:
-    """A mode's name in file names and tables: ``clean``, ``video_hard`` (ours), or
-    ``video_hard@dmcgb`` for ``video_hard:/data/dmcgb`` (the data's folder or file name)."""
-    if check_distractor(mode) is None:
-        return "clean"
-    source = parse_distractor(mode)
-    if source.path is None:
-        return source.mode
-    stem = source.path.resolve().stem or "files"
-    return f"{source.mode}@{stem}"
-
-
-def distractor_set(mode: str | None) -> str | None:
-    """Where a mode's frames come from, for result files; None when clean."""
-    if check_distractor(mode) is None:
-        return None
-    source = parse_distractor(mode)
-    if source.path is None:
-        return (
-            "saliency-rl's own (procedural colours and backgrounds); not comparable with "
-            "published DMC-GB numbers, which use real video clips"
-        )
-    return (
-        f"files from {source.path} (DMC-GB's protocol: saliency_rl.envs.dmcgb); comparable "
-        "with published DMC-GB numbers when these are DMC-GB's own clips or colour lists"
-    )
 
 
 # ---------------------------------------------------------------------- which parts change
@@ -393,7 +361,7 @@ class DistractorWrapper(gym.Wrapper):
         from saliency_rl.envs.dmc import DMCEnv
 
         super().__init__(env)
-        if check_distractor(mode) is None:
+        if mode is None or mode == "clean":
             raise EnvSpecError("DistractorWrapper needs a distractor mode, not clean")
         self.source = parse_distractor(mode)
         self.mode = self.source.mode
@@ -407,9 +375,7 @@ class DistractorWrapper(gym.Wrapper):
         self._size = (int(size[0]), int(size[1]))
         self._colors: ColorRandomizer | ColorEntries | None = None
         self._clips: VideoClips | None = None
-        if self._objects is not None:
-            pass
-        elif self.mode in COLOR_STD:
+        if self.mode in COLOR_STD:
             upload = env.unwrapped.frame_renderer.upload_texture
             if self.source.path is None:
                 self._colors = ColorRandomizer(self.model, self.parts.colored_geoms, upload)
@@ -420,7 +386,7 @@ class DistractorWrapper(gym.Wrapper):
                 )
             else:
                 self._colors = ColorEntries(self.model, color_entries(self.source), upload)
-        else:
+        elif self.mode != OBJECTS_MODE:  # the video modes
             replaced = self.parts.easy_geoms + (
                 self.parts.hard_geoms if self.mode == "video_hard" else ()
             )

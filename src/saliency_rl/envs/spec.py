@@ -96,11 +96,6 @@ class DistractorSource:
     path: Path | None
     """None: our procedural set; else the folder or file of the user's data."""
 
-    @property
-    def label(self) -> str:
-        """Which set the numbers come from, for tables: ``ours`` or ``files``."""
-        return "ours" if self.path is None else "files"
-
 
 def parse_distractor(text: str) -> DistractorSource:
     """``MODE`` or ``MODE:PATH`` (not ``clean``); EnvSpecError naming the valid forms.
@@ -122,3 +117,41 @@ def parse_distractor(text: str) -> DistractorSource:
     if mode == OBJECTS_MODE and path:
         raise EnvSpecError(f"distractor {OBJECTS_MODE!r} takes no path, got {text!r}")
     return DistractorSource(mode, Path(path).expanduser() if path else None)
+
+
+def check_distractor(mode: str | None) -> str | None:
+    """The mode (``MODE`` or ``MODE:PATH``), or None for ``None`` / ``"clean"``.
+
+    EnvSpecError listing the valid forms; a path's files are checked when the env is built.
+    """
+    if mode is None or mode == "clean":
+        return None
+    parse_distractor(mode)
+    return mode
+
+
+def distractor_name(mode: str | None) -> str:
+    """A mode's name in file names and tables: ``clean``, ``video_hard`` (ours), or
+    ``video_hard@dmcgb`` for ``video_hard:/data/dmcgb`` (the data's folder or file name)."""
+    if check_distractor(mode) is None:
+        return "clean"
+    source = parse_distractor(mode)
+    if source.path is None:
+        return source.mode
+    return f"{source.mode}@{source.path.resolve().stem or 'files'}"
+
+
+def distractor_set(mode: str | None) -> str | None:
+    """Where a mode's frames come from, for result files; None when clean."""
+    if check_distractor(mode) is None:
+        return None
+    source = parse_distractor(mode)
+    if source.path is None:
+        return (
+            "saliency-rl's own (procedural colours and backgrounds); not comparable with "
+            "published DMC-GB numbers, which use real video clips"
+        )
+    return (
+        f"files from {source.path} (DMC-GB's protocol: saliency_rl.envs.dmcgb); comparable "
+        "with published DMC-GB numbers when these are DMC-GB's own clips or colour lists"
+    )

@@ -828,14 +828,22 @@ def run_demo(
     device: str = "auto",
     progress: bool = True,
     until: str | None = None,
+    yes: bool = False,
     **overrides: Any,
 ) -> Path:
     """Run (or continue) the demo in ``out`` (default ``runs/demo``, so running it again
     continues it); return the report's index.html. ``overrides`` are DemoConfig fields
-    (env_spec, seed, ...)."""
+    (env_spec, seed, ...). A demo estimated at an hour or more (the paper preset) starts
+    only with ``yes``; DemoError otherwise, before anything is written."""
     if out is None:
         out = Path("runs") / "demo"
     config = demo_config(preset, scale, **overrides)
+    hours = sum(config.estimate_seconds().values()) / 3600
+    if hours >= 1 and not yes:
+        raise DemoError(
+            f"this demo is estimated at {hours:.1f} hours on 2 CPU cores (a GPU is much "
+            "faster); add --yes to start it"
+        )
     demo = Demo(Path(out), config, annotate=annotate, port=port, device=device, progress=progress)
     return demo.run(until)
 

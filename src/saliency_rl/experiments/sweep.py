@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from saliency_rl.data.atomic import atomic_write_json
-from saliency_rl.envs.spec import parse_distractor
+from saliency_rl.envs.spec import check_distractor
 from saliency_rl.errors import EnvSpecError, SaliencyRLError
 
 GRIDS_DIR = Path(__file__).parent / "grids"
@@ -209,11 +209,10 @@ def expand_grid(
     resources = _resources(data.get("resources") or {}, f"{where}: resources")
     evaluate = [str(d) for d in _list(data.get("evaluate") or [], f"{where}: evaluate")]
     for distractor in evaluate:
-        if distractor != "clean":
-            try:
-                parse_distractor(distractor)
-            except EnvSpecError as error:
-                raise SweepError(f"{where}: evaluate: {error}") from None
+        try:
+            check_distractor(distractor)
+        except EnvSpecError as error:
+            raise SweepError(f"{where}: evaluate: {error}") from None
     task_option = data.get("task_option", "env")
     done_file = str(data.get("done_file") or "eval.json")
     no_progress = data.get("no_progress", True)

@@ -249,17 +249,11 @@ def background_textures(
         noise = torch.where(inside[:, None], colour[:, i, :, None, None], noise)
     gain = 0.3 + 1.4 * torch.rand(n, 3, 1, 1, generator=generator)
     offset = 0.3 * (torch.rand(n, 3, 1, 1, generator=generator) - 0.5)
-    noise = noise.to(frames)
-    if c == 1:
-        recoloured = frames * gain.mean(1, keepdim=True).to(frames) + offset[:, :1].to(frames)
-        textures = torch.where((kind == 2).to(frames.device)[:, None, None, None],
-                               recoloured.clamp(0, 1), grey(noise))  # fmt: skip
-    else:
-        recoloured = (frames * gain.to(frames) + offset.to(frames)).clamp(0, 1)
-        textures = torch.where(
-            (kind == 2).to(frames.device)[:, None, None, None], recoloured, noise
-        )
-    return textures, kind
+    if c == 1:  # grey frames: grey noise, one gain and offset
+        noise, gain, offset = grey(noise), gain.mean(1, keepdim=True), offset[:, :1]
+    recoloured = (frames * gain.to(frames) + offset.to(frames)).clamp(0, 1)
+    recolour = (kind == 2).to(frames.device)[:, None, None, None]
+    return torch.where(recolour, recoloured, noise.to(frames)), kind
 
 
 def replace_background(
