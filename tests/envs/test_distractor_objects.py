@@ -11,14 +11,6 @@ from saliency_rl.envs.distractor_objects import CLEARANCE, OBJECT_COUNT
 from saliency_rl.errors import EnvSpecError
 
 
-def _wrapper(env):
-    from saliency_rl.envs.distractors import DistractorWrapper
-
-    while not isinstance(env, DistractorWrapper):
-        env = env.env
-    return env
-
-
 @pytest.mark.parametrize("task", ["metaworld:drawer-open", "metaworld:reach"])
 def test_copies_change_the_frames_and_nothing_else(task) -> None:
     clean = make_env(task, seed=0, episode_length=40, action_repeat=2)
@@ -44,10 +36,10 @@ def test_copies_change_the_frames_and_nothing_else(task) -> None:
         clean.close()
 
 
-def test_copies_are_seeded_and_clear_of_the_task_bodies() -> None:
+def test_copies_are_seeded_and_clear_of_the_task_bodies(distractor_wrapper) -> None:
     env = make_env("metaworld:drawer-open", seed=0, distractor="objects")
     try:
-        wrapper = _wrapper(env)
+        wrapper = distractor_wrapper(env)
         layouts = []
         for seed in (1, 2, 1):
             _, info = env.reset(seed=seed)

@@ -20,11 +20,13 @@ CLIP_COLOURS = [(230, 20, 20), (20, 230, 20), (20, 20, 230)]  # conftest's dmcgb
 
 @pytest.mark.parametrize("mode", ["video_easy", "video_hard"])
 @pytest.mark.parametrize("spec", ["dmc:walker-walk", "metaworld:reach"])
-def test_clip_pixels_exactly_where_segmentation_says_background(dmcgb_clips, spec, mode) -> None:
+def test_clip_pixels_exactly_where_segmentation_says_background(
+    dmcgb_clips, distractor_wrapper, spec, mode
+) -> None:
     clean = make_env(spec, seed=0)
     env = make_env(spec, seed=0, distractor=f"{mode}:{dmcgb_clips}")
     try:
-        wrapper = _distractor_wrapper(env)
+        wrapper = distractor_wrapper(env)
         parts = scene_parts(env)
         replaced_geoms = parts.easy_geoms + (parts.hard_geoms if mode == "video_hard" else ())
         mask_of = BackgroundMask(clean, replaced_geoms)
@@ -46,18 +48,12 @@ def test_clip_pixels_exactly_where_segmentation_says_background(dmcgb_clips, spe
         clean.close()
 
 
-def _distractor_wrapper(env):
-    from saliency_rl.envs.distractors import DistractorWrapper
-
-    while not isinstance(env, DistractorWrapper):
-        env = env.env
-    return env
-
-
-def test_clip_resized_to_the_frame_and_drawn_per_episode_from_the_seed(dmcgb_clips) -> None:
+def test_clip_resized_to_the_frame_and_drawn_per_episode_from_the_seed(
+    dmcgb_clips, distractor_wrapper
+) -> None:
     env = make_env("dmc:cartpole-swingup", seed=0, distractor=f"video_hard:{dmcgb_clips}")
     try:
-        wrapper = _distractor_wrapper(env)
+        wrapper = distractor_wrapper(env)
         draws = []
         for seed in range(12):
             env.reset(seed=seed)
@@ -76,7 +72,7 @@ def test_clip_resized_to_the_frame_and_drawn_per_episode_from_the_seed(dmcgb_cli
         env.close()
 
 
-def test_colour_lists_set_sky_floor_and_self(tmp_path) -> None:
+def test_colour_lists_set_sky_floor_and_self(tmp_path, distractor_wrapper) -> None:
     entries = [
         {"skybox_rgb": [1, 0, 0], "grid_rgb1": [0, 1, 0], "grid_rgb2": [0, 0.9, 0.1],
          "self_rgb": [0, 0, 1]},
@@ -87,7 +83,7 @@ def test_colour_lists_set_sky_floor_and_self(tmp_path) -> None:
     clean = make_env("dmc:cartpole-swingup", seed=0)
     env = make_env("dmc:cartpole-swingup", seed=0, distractor=f"color_hard:{tmp_path}")
     try:
-        wrapper = _distractor_wrapper(env)
+        wrapper = distractor_wrapper(env)
         obs, _ = env.reset(seed=1)
         clean_obs, _ = clean.reset(seed=1)
         entry = entries[wrapper.episode_draw]
