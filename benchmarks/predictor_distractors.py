@@ -67,8 +67,10 @@ def distracted_test_set(task: str, mode: str, work: Path) -> Dataset:
             task, path, frames=TEST_SIZE, seed=1000, policy=policy,
             env_options={**options, "distractor": mode}, progress=False,
         )  # fmt: skip
-        annotate_with_oracle(Dataset.open(path), TEST_FRAMES, seed=1)
-    return Dataset.open(path)
+    test = Dataset.open(path)
+    if not AnnotationStore(test).annotated():  # killed between collecting and clicking
+        annotate_with_oracle(test, TEST_FRAMES, seed=1)
+    return test
 
 
 def fitted(task: str, arm: str, work: Path) -> tuple[SaliencyPredictor, dict]:
