@@ -71,8 +71,25 @@ OBS_BYTES = 9 * 84 * 84  # one stored observation: 3 stacked uint8 84x84 RGB fra
 
 
 # ---------------------------------------------------------------------- the runs
-def run_path(args: argparse.Namespace, task: str, seed: int) -> Path:
-    return Path(args.runs) / f"{task}__{PRESET}__{seed}"
+def run_path(args: argparse.Namespace, task: str, seed: int, mode: str = "rgb") -> Path:
+    """``TASK__drq__SEED`` for DrQ itself (``rgb``), ``TASK__drq-MODE__SEED`` for a saliency
+    input mode on the same learner."""
+    return Path(args.runs) / f"{task}__{PRESET}{'' if mode == 'rgb' else '-' + mode}__{seed}"
+
+
+def label(task: str, mode: str) -> str:
+    return task if mode == "rgb" else f"{task} ({mode})"
+
+
+def predictor_for(args: argparse.Namespace, task: str) -> str:
+    """The saliency predictor checkpoint given for the task (``--predictor TASK=PATH``)."""
+    for item in args.predictor:
+        name, _, path = item.partition("=")
+        if name == task:
+            return path
+    raise SystemExit(f"--modes {' '.join(args.modes)} need a saliency predictor per task: "
+                     f"give --predictor {task}=PATH (benchmarks/predictor_distractors.py "
+                     "fits them)")  # fmt: skip
 
 
 def steps_for(task: str, frames: int) -> int:
@@ -87,8 +104,10 @@ def reached(path: Path) -> int:
         return 0
 
 
-def command(args: argparse.Namespace, task: str, seed: int, frames: int) -> list[str]:
-    path = run_path(args, task, seed)
+def command(
+    args: argparse.Namespace, task: str, seed: int, frames: int, mode: str = "rgb"
+) -> list[str]:
+    path = run_path(args, task, seed, mode)
     repeat = action_repeat(f"dmc:{task}", PRESET)
     every = max(1, args.eval_every_frames // repeat)
     argv = [sys.executable, "-m", "saliency_rl.cli", "train", "sac"]
@@ -102,6 +121,8 @@ def command(args: argparse.Namespace, task: str, seed: int, frames: int) -> list
     if path.exists():  # killed before its first checkpoint
         set_aside_unstarted(path)
     argv += ["--env", f"dmc:{task}", "--preset", PRESET, "--seed", str(seed)]
+    if mode != "rgb":
+        argv += ["--saliency-mode", mode, "--predictor", predictor_for(args, task)]
     return ["nice", "-n", "10", *argv, *common]
 
 
@@ -131,9 +152,11 @@ def write_timing(args: argparse.Namespace, path: Path, segments: list[dict]) -> 
     atomic_write_json(file, segments)
 
 
-def run_stage(args: argparse.Namespace, task: str, seed: int, frames: int) -> tuple[str, int]:
-    path = run_path(args, task, seed)
-    argv = command(args, task, seed, frames)
+def run_stage(
+    args: argparse.Namespace, task: str, seed: int, frames: int, mode: str = "rgb"
+) -> tuple[str, int]:
+    path = run_path(args, task, seed, mode)
+    argv = command(args, task, seed, frames, mode)
     segments = read_timing(args, path)
     segment = {"status": "running", "start": time.time(), "from_step": reached(path),
                "to_step": steps_for(task, frames), "command": shlex.join(argv)}  # fmt: skip
@@ -174,8 +197,8 @@ def train(args: argparse.Namespace) -> None:
     warn_resources(args)
     budget = args.memory_gb * 2**30
     for frames in stages(args):
-        todo = [(t, s) for s in args.seeds for t in args.tasks
-                if reached(run_path(args, t, s)) < steps_for(t, frames)]  # fmt: skip
+        todo = [(t, s, m) for s in args.seeds for m in args.modes for t in args.tasks
+                if reached(run_path(args, t, s, m)) < steps_for(t, frames)]  # fmt: skip
         if not todo:
             continue
         print(f"stage {frames} frames: {len(todo)} runs", flush=True)
@@ -187,7 +210,9 @@ def train(args: argparse.Namespace) -> None:
                     need = memory_need(job[0], frames)
                     if len(running) < args.jobs and (not running or used + need <= budget):
                         todo.remove(job)
-                        running[pool.submit(run_stage, args, *job, frames)] = need
+                        task, seed, mode = job
+                        future = pool.submit(run_stage, args, task, seed, frames, mode)
+                        running[future] = need
                 done, _ = concurrent.futures.wait(running, return_when="FIRST_COMPLETED")
                 for future in done:
                     del running[future]
@@ -227,13 +252,12 @@ def prune_finished(args: argparse.Namespace) -> None:
     the tables need only their eval.json, metrics.csv and config.json (and the weights stay)."""
     import shutil
 
-    for task in args.tasks:
-        for seed in args.seeds:
-            path = run_path(args, task, seed)
-            state = path / "checkpoints" / "latest" / "training_state"
-            if reached(path) >= steps_for(task, args.frames) and state.exists():
-                shutil.rmtree(state)
-                print(f"pruned {state}", flush=True)
+    for task, seed, mode in cells(args):
+        path = run_path(args, task, seed, mode)
+        state = path / "checkpoints" / "latest" / "training_state"
+        if reached(path) >= steps_for(task, args.frames) and state.exists():
+            shutil.rmtree(state)
+            print(f"pruned {state}", flush=True)
 
 
 # ---------------------------------------------------------------------- reading runs
@@ -249,11 +273,17 @@ def epoch(iso: str) -> float:
     return datetime.datetime.fromisoformat(iso).timestamp()
 
 
-def run_record(args: argparse.Namespace, task: str, seed: int) -> dict:
+def cells(args: argparse.Namespace) -> list[tuple[str, int, str]]:
+    """(task, seed, mode) of every run of the grid."""
+    return [(t, s, m) for m in args.modes for t in args.tasks for s in args.seeds]
+
+
+def run_record(args: argparse.Namespace, task: str, seed: int, mode: str = "rgb") -> dict:
     """What the tables need of one run."""
-    path = run_path(args, task, seed)
+    path = run_path(args, task, seed, mode)
     target = steps_for(task, args.frames)
-    record: dict = {"task": task, "seed": seed, "run": str(path), "target_steps": target}
+    record: dict = {"task": task, "seed": seed, "mode": mode, "run": str(path),
+                    "target_steps": target}  # fmt: skip
     config = (
         json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
     )
@@ -328,7 +358,7 @@ def time_to_score(records: list[dict]) -> dict:
     task, score, target = TIME_TO_SCORE
     minutes = {}
     for r in records:
-        if r["task"] != task:
+        if r["task"] != task or r.get("mode", "rgb") != "rgb":
             continue
         hit = next((p for p in r["curve"] if p["return"] >= score), None)
         minutes[r["seed"]] = None if hit is None else hit["wall_min"]
@@ -341,7 +371,10 @@ def time_to_score(records: list[dict]) -> dict:
 def report(args: argparse.Namespace) -> dict:
     from saliency_rl.data.atomic import atomic_write_json, atomic_write_text
 
-    records = [run_record(args, t, s) for t in args.tasks for s in args.seeds]
+    records = [run_record(args, *cell) for cell in cells(args)]
+    by_mode = {
+        m: summary([r for r in records if r["mode"] == m], list(args.tasks)) for m in args.modes
+    }
     result = {
         "benchmark": "dmc100k",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -360,7 +393,9 @@ def report(args: argparse.Namespace) -> dict:
         "tasks": list(args.tasks),
         "seeds": list(args.seeds),
         "published": PUBLISHED,
-        "summary": summary(records, list(args.tasks)),
+        "modes": list(args.modes),
+        "summary": by_mode[args.modes[0]],  # DrQ itself where rgb is in the grid (first)
+        "by_mode": by_mode,
         "time_to_score": time_to_score(records),
         "runs": records,
     }
@@ -389,7 +424,8 @@ def curves_png(result: dict, path: Path) -> Path | None:
             points = [p for p in r["curve"] if p["wall_min"] is not None]
             if points:
                 ax.plot([p["wall_min"] for p in points], [p["return"] for p in points],
-                        marker="o", ms=3, label=f"seed {r['seed']}")  # fmt: skip
+                        marker="o", ms=3,
+                        label=f"{r.get('mode', 'rgb')} seed {r['seed']}")  # fmt: skip
         drq = PUBLISHED["DrQ"].get(task)
         if drq is not None:
             ax.axhline(drq, color="grey", ls="--", lw=1, label="DrQ at 100k")
@@ -409,7 +445,6 @@ def fmt(x: float | None, digits: int = 0) -> str:
 
 
 def markdown(r: dict, figure: Path | None) -> str:
-    per_task, aggregate = r["summary"]["per_task"], r["summary"]["aggregate"]
     names = list(PUBLISHED)
     lines = [
         "# DMC-100k: the drq preset against the published 100k-frame numbers",
@@ -428,21 +463,26 @@ def markdown(r: dict, figure: Path | None) -> str:
         + " | vs DrQ |",
         "|---|---|---|---|" + "---|" * len(names) + "---|",
     ]
-    for task, e in per_task.items():
+    rows = [(mode, task, e) for mode, s in r.get("by_mode", {"rgb": r["summary"]}).items()
+            for task, e in s["per_task"].items()]  # fmt: skip
+    for mode, task, e in rows:
         published = " | ".join(str(PUBLISHED[n].get(task, "-")) for n in names)
         if e["finished"]:
             ci = e["iqm_ci95"]
             verdict = "met" if e["vs_drq"] >= 0 else f"missed by {-e['vs_drq']:.0f}"
             lines.append(
-                f"| {task} | {e['finished']}/{e['seeds']} | {e['mean']:.0f} ± {e['std']:.0f} | "
+                f"| {label(task, mode)} | {e['finished']}/{e['seeds']} | {e['mean']:.0f} ± "
+                f"{e['std']:.0f} | "
                 f"{e['iqm']:.0f} [{ci[0]:.0f}, {ci[1]:.0f}] | {published} | {verdict} |"
             )
         else:
-            lines.append(f"| {task} | 0/{e['seeds']} | - | - | {published} | - |")
-    if aggregate:
-        ci = aggregate["iqm_ci95"]
-        lines += ["", f"IQM over all tasks (seeds {aggregate['seeds']} finished on every task): "
-                  f"{aggregate['iqm']:.0f} [{ci[0]:.0f}, {ci[1]:.0f}]."]  # fmt: skip
+            lines.append(f"| {label(task, mode)} | 0/{e['seeds']} | - | - | {published} | - |")
+    for mode, s in r.get("by_mode", {"rgb": r["summary"]}).items():
+        aggregate = s["aggregate"]
+        if aggregate:
+            ci = aggregate["iqm_ci95"]
+            lines += ["", f"IQM over all tasks, {mode} (seeds {aggregate['seeds']} finished on "
+                      f"every task): {aggregate['iqm']:.0f} [{ci[0]:.0f}, {ci[1]:.0f}]."]  # fmt: skip
     t = r["time_to_score"]
     per_seed = ", ".join(f"seed {s}: {fmt(m, 1)}" for s, m in t["minutes"].items())
     verdict = "-"
@@ -470,14 +510,16 @@ def markdown(r: dict, figure: Path | None) -> str:
         trial = f" ({timings['fp32']:.0f} / {timings['bf16']:.0f})" if timings else ""
         cpu = None if run["cpu_s"] is None else run["cpu_s"] / 3600
         lines.append(
-            f"| {run['task']} | {run['seed']} | {run['steps_reached']:,} / "
+            f"| {label(run['task'], run.get('mode', 'rgb'))} | {run['seed']} | "
+            f"{run['steps_reached']:,} / "
             f"{run['target_steps']:,} | {fmt(run['final_return'])} | {run['wall_s'] / 3600:.2f} "
             f"| {fmt(cpu, 2)} | {run['updates']:,} | {fmt(run['updates_per_s'], 2)} | "
             f"{run['precision'] or '-'}{trial} |"
         )
         if not run["finished"]:
-            unfinished.append(f"{run['task']} seed {run['seed']}")
-    walker = [x["wall_s"] / 3600 for x in r["runs"] if x["task"] == "walker-walk" and x["finished"]]
+            unfinished.append(f"{label(run['task'], run.get('mode', 'rgb'))} seed {run['seed']}")
+    walker = [x["wall_s"] / 3600 for x in r["runs"]
+              if x["task"] == "walker-walk" and x["finished"] and x.get("mode", "rgb") == "rgb"]  # fmt: skip
     if walker:
         worst = max(walker)
         verdict = (
@@ -499,14 +541,14 @@ def markdown(r: dict, figure: Path | None) -> str:
         "Evaluation return against frames (mean over the seeds that reached each point):",
         "",
     ]
-    for task in r["tasks"]:
+    for mode, task in ((m, t) for m in r.get("modes", ["rgb"]) for t in r["tasks"]):
         points: dict[int, list[float]] = {}
-        for run in (x for x in r["runs"] if x["task"] == task):
+        for run in (x for x in r["runs"] if x["task"] == task and x.get("mode", "rgb") == mode):
             for p in run["curve"]:
                 points.setdefault(p["frames"], []).append(p["return"])
         row = ", ".join(f"{f:,}: {statistics.fmean(v):.0f} (n={len(v)})"
                         for f, v in sorted(points.items()))  # fmt: skip
-        lines.append(f"- {task}: {row or '-'}")
+        lines.append(f"- {label(task, mode)}: {row or '-'}")
     m = r["machine"]
     lines += [
         "",
@@ -538,6 +580,21 @@ def main() -> None:
         type=float,
         default=round(0.85 * memory, 1),
         help="memory the runs side by side may use (85 %% of this machine's)",
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["rgb"],
+        choices=["rgb", "rgbs", "rgb_x_saliency", "saliency"],
+        help="saliency input modes on the drq learner (rgb: DrQ itself; the others need "
+        "--predictor)",
+    )
+    parser.add_argument(
+        "--predictor",
+        nargs="+",
+        default=[],
+        metavar="TASK=PATH",
+        help="saliency predictor checkpoint per task for the saliency modes",
     )
     parser.add_argument("--sac-args", default="", help="extra `train sac` options, every run")
     parser.add_argument("--runs", default="runs/dmc100k", help="where the runs go")

@@ -183,6 +183,37 @@ def test_saliency_is_computed_once_per_env_step(tiny_predictor_64):
     assert calls == [3, 1]
 
 
+def test_a_predictor_of_another_size_sees_its_own_size_and_maps_come_back_at_the_frame_size(
+    tiny_predictor_64,
+):
+    """Frames are clicked at 64 px and DrQ learns at 84: the predictor sees each frame
+    resized to 64, and its map is resized back to 84."""
+    predictor = SaliencyPredictor.load(tiny_predictor_64, device="cpu")
+    seen = []
+    original = predictor.predict_torch
+
+    def recording(frames):
+        seen.append(tuple(frames.shape))
+        return original(frames)
+
+    predictor.predict_torch = recording
+    inputs = StepInputs(
+        "cnn", "rgb_x_saliency", frames=3, frame_channels=3, image_size=84, predictor=predictor
+    )
+    frame = np.random.default_rng(0).integers(0, 256, (3, 84, 84), dtype=np.uint8)
+    stored = inputs.first({"rgb": np.concatenate([frame] * 3)})
+    assert seen == [(3, 3, 64, 64)]
+    assert stored["saliency"].shape == (3, 84, 84) and stored["saliency"].dtype == np.uint8
+    small = torch.nn.functional.interpolate(
+        torch.from_numpy(frame)[None].float(), size=(64, 64), mode="bilinear", antialias=True
+    )
+    expected = torch.nn.functional.interpolate(
+        original(small.round().to(torch.uint8))[:, None], size=(84, 84), mode="bilinear"
+    )
+    expected = (expected[0, 0] * 255).round().to(torch.uint8).numpy()
+    assert np.abs(stored["saliency"][0].astype(int) - expected.astype(int)).max() <= 1
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("aux", ["none", "curl"])
 def test_resume_is_exact_and_runs_are_deterministic(tmp_path, aux):

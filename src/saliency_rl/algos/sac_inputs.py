@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from saliency_rl.errors import SaliencyRLError
 from saliency_rl.models.frozen_encoder import SALIENCY_ENCODER_MODES, FrozenMultiMAEEncoder
@@ -62,13 +63,6 @@ class StepInputs:
                 f"{encoder} mode {mode!r} needs saliency maps: give the trained predictor "
                 "(--predictor CKPT, made by `saliency-rl train-saliency`)"
             )
-        if predictor is not None and self.needs_maps:
-            size = tuple(predictor.image_size)
-            if size != (image_size, image_size):
-                raise SaliencyRLError(
-                    f"the saliency predictor was trained on {size[0]}x{size[1]} frames, the "
-                    f"environment renders {image_size}x{image_size}: use --image-size {size[0]}"
-                )
         if encoder == "multimae" and frozen is None:
             raise SaliencyRLError("encoder multimae needs the frozen MultiMAE encoder")
         if frozen is not None and tuple(frozen.image_size) != (image_size, image_size):
@@ -98,8 +92,21 @@ class StepInputs:
 
     # ------------------------------------------------------------------ per frame
     def _maps_of(self, frames: torch.Tensor) -> np.ndarray:
-        """uint8 (n, C, H, W) -> uint8 maps (n, H, W), rounded as stored datasets are."""
-        maps = self.predictor.predict_torch(frames.to(self.device))
+        """uint8 (n, C, H, W) -> uint8 maps (n, H, W), rounded as stored datasets are.
+
+        A predictor fitted at another size (frames are clicked at 64 px, DrQ learns at 84)
+        sees the frames resized to its own size, and its maps are resized back (bilinear):
+        once per environment step, a few hundred microseconds."""
+        frames = frames.to(self.device)
+        trained = tuple(self.predictor.image_size)
+        if trained != (self.size, self.size):
+            frames = F.interpolate(frames.float(), size=trained, mode="bilinear",
+                                   align_corners=False, antialias=True)  # fmt: skip
+            frames = frames.round_().clamp_(0, 255).to(torch.uint8)
+        maps = self.predictor.predict_torch(frames)
+        if trained != (self.size, self.size):
+            maps = F.interpolate(maps[:, None], size=(self.size, self.size), mode="bilinear",
+                                 align_corners=False)[:, 0].clamp_(0.0, 1.0)  # fmt: skip
         return (maps * 255.0).round_().to(torch.uint8).cpu().numpy()
 
     def _features_of(self, frames: torch.Tensor, maps: np.ndarray | None) -> np.ndarray:
