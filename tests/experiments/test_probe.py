@@ -4,6 +4,7 @@ kind through the CLI, and one clear line for what cannot be probed."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +137,37 @@ def test_a_sac_runs_cnn_and_its_random_twin(square_dataset, tmp_path, capsys):
     reports = [json.loads(p.read_text()) for p in sorted(out.glob("*/probe.json"))]
     assert [sorted(r["views"]) for r in reports] == [["stack"], ["stack"]]  # a CNN reads stacks
     assert {r["frame_stack"] for r in reports} == {2}  # the run's own stack
+
+
+def test_the_attention_module_and_its_random_twin(square_dataset, tmp_path, capsys):
+    module = tmp_path / "attention"
+    argv = ["pretrain-attention", str(square_dataset), "--steps", "2", "--batch-size", "4"]
+    assert main([*argv, "--out", str(module), "--no-progress", "--device", "cpu"]) == 0
+    out = tmp_path / "probes"
+    argv = ["probe", str(square_dataset), "--encoder", f"attention:{module}"]
+    argv += ["--encoder", f"attention-random:{module}@4", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    reports = {
+        r["encoder"]: r for r in map(json.loads, map(Path.read_text, out.glob("*/probe.json")))
+    }
+    trained = reports[f"attention:{module} (masked features, 8x8)"]
+    random = reports[f"attention-random:{module}@4 (masked features, 4x4)"]
+    assert trained["views"]["newest"]["feature_dim"] == 32 * 8 * 8  # 32 channels, 8 x 8 cells
+    assert random["views"]["newest"]["feature_dim"] == 32 * 4 * 4
+    assert trained["views"]["stack"]["feature_dim"] == 3 * 32 * 8 * 8
+    # a module of another image size: one line, before any encoding
+    other = tmp_path / "other"
+    data64 = tmp_path / "square64"
+    argv = ["collect", "--env", "fake:square", "--episodes", "3", "--episode-length", "6"]
+    assert main([*argv, "--image-size", "64", "--out", str(data64), "--no-progress"]) == 0
+    argv = ["pretrain-attention", str(data64), "--steps", "1", "--batch-size", "2"]
+    assert main([*argv, "--out", str(other), "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    argv = ["probe", str(square_dataset), "--encoder", f"attention:{other}", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "p")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "64x64" in error[0] and "32x32" in error[0], error
+    assert main(["probe", str(square_dataset), "--encoder", f"attention:{module}@x"]) == 2
 
 
 def test_what_cannot_be_probed_is_one_clear_line(fake_dataset, tiny_multimae_64, tmp_path, capsys):

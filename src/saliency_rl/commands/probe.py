@@ -56,8 +56,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="SPEC",
-        help="pixels[:SIZE], multimae:DIR[:MODE], multimae-random:DIR[:MODE], sac:RUN, "
-        "sac-random:RUN; repeatable",
+        help="pixels[:SIZE], multimae:DIR[:MODE][@READOUT], multimae-random:DIR[:MODE], "
+        "sac:RUN, sac-random:RUN, attention:CKPT[@POOL], attention-random:CKPT[@POOL] "
+        "(pretrain-attention's module: masked features pooled to POOL x POOL, 8); repeatable",
     )
     parser.add_argument(
         "--frame-stack", type=positive_int, default=3, help="frames of the stack view (3)"

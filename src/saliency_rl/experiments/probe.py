@@ -30,6 +30,11 @@ Encoders (``--encoder``; :func:`load_encoder`):
   global token) or ``gridR`` (patch tokens pooled over an R x R grid: where things are).
 - ``sac:RUN``: the CNN a SAC run's critic trained (``--encoder cnn`` runs), on the run's own
   frame stack; ``sac-random:RUN`` the same CNN freshly initialised.
+- ``attention:CKPT[@P]``: the self-supervised attention module of ``pretrain-attention``
+  (Wu et al.), what its policy reads: the features Φ(frame) multiplied by the mask Ψ(frame),
+  average-pooled to P x P cells (default 8, or the mask grid if coarser: 32 channels x 64
+  cells) so a probe fits them in seconds; ``attention-random:CKPT[@P]`` the same module
+  freshly initialised.
 """
 
 from __future__ import annotations
@@ -438,9 +443,12 @@ def load_encoder(spec: str, device: Any = "cpu") -> ProbeEncoder:
         return _multimae_encoder(spec, rest, random=kind.endswith("random"), device=device)
     if kind in ("sac", "sac-random") and rest:
         return _sac_encoder(spec, rest, random=kind.endswith("random"), device=device)
+    if kind in ("attention", "attention-random") and rest:
+        return _attention_encoder(spec, rest, random=kind.endswith("random"), device=device)
     raise SaliencyRLError(
         f"unknown encoder {spec!r}; valid: pixels[:SIZE], multimae:DIR[:MODE], "
-        "multimae-random:DIR[:MODE], sac:RUN, sac-random:RUN"
+        "multimae-random:DIR[:MODE], sac:RUN, sac-random:RUN, attention:CKPT[@POOL], "
+        "attention-random:CKPT[@POOL]"
     )
 
 
@@ -513,6 +521,47 @@ def _sac_encoder(spec: str, run_dir: str, *, random: bool, device: Any) -> Probe
 
     frames = int(inputs.k)
     return ProbeEncoder(spec, None, per_stack=per_stack, frame_stack=frames)
+
+
+ATTENTION_POOL = 8
+"""Cells per side the attention module's masked features are pooled to (``attention:CKPT``)."""
+
+
+def _attention_encoder(spec: str, rest: str, *, random: bool, device: Any) -> ProbeEncoder:
+    import torch
+
+    from saliency_rl.models.attention import SelfSupervisedAttention, load_attention
+
+    path, _, pool_text = rest.partition("@")
+    if pool_text and not (pool_text.isdigit() and int(pool_text) >= 1):
+        raise SaliencyRLError(f"encoder {spec!r}: the pooling after @ is a size, e.g. @8")
+    module, _ = load_attention(path, device)
+    if random:
+        torch.manual_seed(0)
+        config = module.config()["kwargs"]
+        module = SelfSupervisedAttention(**config).to(device)
+    module.eval()
+    pool = min(int(pool_text or ATTENTION_POOL), module.grid)
+    expected = (module.in_channels, module.image_size, module.image_size)
+
+    def per_frame(frames: np.ndarray, data: dict[str, np.ndarray]) -> np.ndarray:
+        if tuple(frames.shape[1:]) != expected:
+            c, h, w = frames.shape[1:]
+            raise SaliencyRLError(
+                f"the attention module {path} was trained on {expected[0]}-channel "
+                f"{expected[1]}x{expected[2]} frames, the dataset has {c}-channel {h}x{w}: "
+                "pretrain one on this dataset (saliency-rl pretrain-attention)"
+            )
+        parts = []
+        with torch.no_grad():
+            for i in range(0, len(frames), 256):
+                x = torch.from_numpy(frames[i : i + 256]).to(device)
+                masked = module.encode(x) * module.mask(x)  # what the policy reads
+                pooled = torch.nn.functional.adaptive_avg_pool2d(masked, pool)
+                parts.append(pooled.flatten(1).float().cpu().numpy())
+        return np.concatenate(parts)
+
+    return ProbeEncoder(f"{spec} (masked features, {pool}x{pool})", per_frame)
 
 
 __all__ = [
