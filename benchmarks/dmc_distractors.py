@@ -301,6 +301,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--frames", type=int, default=100_000, help="environment frames per run")
+    parser.add_argument(
+        "--stage-frames", type=int, help="train every run this far first (dmc100k.py's stages)"
+    )
     parser.add_argument("--episodes", type=int, default=10, help="episodes per condition")
     parser.add_argument("--dmcgb", help="DMC-GB's data folder (../shared/dmcgb): its own sets too")
     parser.add_argument(
@@ -327,7 +330,7 @@ def main() -> None:
         args.modes, args.sac_args = ["rgb", "rgb_x_saliency"], "--init-steps 50 --batch-size 16"
         args.runs, args.out = str(tmp / "runs"), str(tmp / "results" / "dmc_distractors")
     # dmc100k.py's own options for its training stage (its table goes beside this one).
-    args.stage_frames, args.eval_every_frames, args.eval_episodes = None, 10_000, 10
+    args.eval_every_frames, args.eval_episodes = 10_000, 10
     if args.smoke:
         args.eval_every_frames, args.eval_episodes = 1000, 2
     args.threads, args.prune_finished = 1, False
