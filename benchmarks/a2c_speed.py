@@ -55,13 +55,15 @@ TARGET = 1.5  # issue 6: ours at least 1.5x SB3's frames per second
 
 
 # ---------------------------------------------------------------------- ours
-def ours_loop(attention: str, seed: int = 0):
+def ours_loop(attention: str, seed: int = 0, precision: str = "fp32"):
     """(run(steps) -> seconds, close): saliency_rl's A2C loop, exactly as the trainer runs it."""
     from saliency_rl.algos.a2c import a2c_config
     from saliency_rl.algos.a2c_trainer import _Trainer
     from saliency_rl.runs import Run
 
-    config = a2c_config(attention=attention, num_envs=NUM_ENVS, seed=seed, eval_episodes=0)
+    config = a2c_config(
+        attention=attention, num_envs=NUM_ENVS, seed=seed, eval_episodes=0, precision=precision
+    )
     trainer = _Trainer(
         Run(Path(tempfile.mkdtemp(prefix="a2c_speed_")), {}),
         f"atari:{GAME}",
@@ -204,6 +206,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, both (1)")
     parser.add_argument("--profile", action="store_true", help="also profile each loop")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "auto"),
+        default="fp32",
+        help="our trainer's --precision (fp32; auto times both on this CPU and keeps the faster)",
+    )
     parser.add_argument("--out", default="benchmarks/results", help="results directory")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite a2c_speed.md from a2c_speed.json"
@@ -216,8 +224,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     loops = {
-        "ours": lambda: ours_loop("none"),
-        "ours + joint attention": lambda: ours_loop("joint"),
+        "ours": lambda: ours_loop("none", precision=args.precision),
+        "ours + joint attention": lambda: ours_loop("joint", precision=args.precision),
         "sb3": sb3_loop,
     }
     built = {name: make() for name, make in loops.items()}
@@ -269,6 +277,7 @@ def main() -> None:
             "frame_stack": 4,
             "image": "84x84 grey",
             "torch_threads": args.threads,
+            "precision": args.precision,
             "timed_agent_steps": args.steps,
             "warmup_agent_steps": args.warmup,
             "frames_counted_as": "agent steps summed over the envs x frame skip 4",
@@ -303,7 +312,8 @@ def markdown(result: dict) -> str:
         f"{', '.join(f'{x:.1f}' for x in result['load_average_at_end'])} (a shared machine)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()),
         f"- setting: atari:{result['setting']['game']}, 16 envs x 5 steps, frame skip 4, 84x84 "
-        f"grey, 4 frames; torch threads {result['setting']['torch_threads']}; "
+        f"grey, 4 frames; torch threads {result['setting']['torch_threads']}; our precision "
+        f"{result['setting'].get('precision', 'fp32')}; "
         f"{result['setting']['timed_agent_steps']} timed agent steps per measurement after "
         f"{result['setting']['warmup_agent_steps']} untimed; frames = agent steps x 4",
         "",

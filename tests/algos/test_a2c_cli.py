@@ -110,6 +110,41 @@ def test_resume_continues_exactly(tmp_path, update):
     assert config["config"]["total_steps"] == 40 and config["resumes"][0]["changes"]
 
 
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_precision_is_chosen_once_recorded_and_kept_on_resume(precision, tmp_path):
+    run = tmp_path / "run"
+    base = ["train", "a2c", "--env", "atari:Pong", "--attention", "joint", "--out", str(run)]
+    base += ["--attention-warmup", "0", "--checkpoint-every", "10"]
+    assert main([*base, "--precision", precision, *TINY]) == 0
+    recorded = json.loads((run / "config.json").read_text())["precision"]
+    assert recorded["requested"] == precision and recorded["chosen"] in ("fp32", "bf16")
+    if precision == "auto":  # both timed on the run's own networks, the faster kept
+        timings = recorded["timings_ms"]
+        assert recorded["chosen"] == min(timings, key=timings.get)
+        assert "joint attention" in recorded["trial"] and "16 frame pairs" in recorded["trial"]
+    else:
+        assert recorded["chosen"] == "bf16" and recorded["timings_ms"] is None
+    rows = [r for r in read_csv(run / "metrics.csv") if r["attention_loss"]]
+    assert rows and all(float(r["attention_loss"]) > 0 for r in rows)  # fp32 losses, finite
+    resume = ["train", "a2c", "--resume", "--out", str(run), "--total-steps", "40"]
+    assert main([*resume, "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["precision"] == recorded
+
+
+def test_acktr_trains_in_fp32_only(tmp_path, capsys):
+    argv = ["train", "acktr", "--env", "atari:Pong", "--out", str(tmp_path / "r"), *TINY]
+    with pytest.raises(SystemExit) as exit_:  # not an acktr option
+        main([*argv, "--precision", "bf16"])
+    assert (
+        exit_.value.code == 2 and "unrecognized arguments: --precision" in capsys.readouterr().err
+    )
+    from saliency_rl.algos.a2c import a2c_config
+    from saliency_rl.runs import RunError
+
+    with pytest.raises(RunError, match="acktr trains in fp32"):
+        a2c_config("acktr", precision="auto").validate()
+
+
 def run_cli(args, capsys):
     code = main(args)
     err = capsys.readouterr().err.strip()

@@ -22,7 +22,9 @@ The agent does no logging: :meth:`A2CAgent.update` returns a dict of metrics and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from torch import Tensor, nn
 
 from saliency_rl.models.atari_cnn import AtariCNN, orthogonal_init
 from saliency_rl.models.attention import SelfSupervisedAttention
+from saliency_rl.precision import PRECISIONS, autocast
 from saliency_rl.runs import RunError, check_settings
 
 ALGOS = ("a2c", "acktr")
@@ -88,6 +91,11 @@ class A2CConfig:
     does not precondition; A2C's rate, so the module learns as it does under A2C."""
     hidden_size: int = 512
     """Width of the CNN's linear layer."""
+    precision: str = "fp32"
+    """fp32 (the official code's); bf16: the networks' convolutions and linear layers under
+    bf16 autocast, losses in fp32; auto: the faster of the two, timed at start on the run's
+    own networks (saliency_rl.precision; emulated bf16, on CPUs without AVX512-BF16 or AMX,
+    was 10x slower). acktr: fp32 only (K-FAC's factors and eigendecompositions)."""
     attention: str = "none"
     """Attention mode, one of ATTENTION_MODES (see the module docstring)."""
     attention_coef: float = 1.0
@@ -140,7 +148,7 @@ class A2CConfig:
             self,
             choices={
                 "algo": ALGOS, "attention": ATTENTION_MODES, "vector": VECTOR_BACKENDS,
-                "attention_update": ATTENTION_UPDATES,
+                "attention_update": ATTENTION_UPDATES, "precision": PRECISIONS,
             },
             positive=(
                 "kfac_eigen_every", "kfac_stats_every", "attention_lr", "kfac_kl_clip",
@@ -160,6 +168,9 @@ class A2CConfig:
                 raise RunError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.attention_buffer < 2:
             raise RunError(f"attention_buffer must be >= 2, got {self.attention_buffer!r}")
+        if self.algo == "acktr" and self.precision != "fp32":
+            raise RunError("acktr trains in fp32 (K-FAC's factors and eigendecompositions); "
+                           f"precision {self.precision} is for a2c")  # fmt: skip
         return self
 
     @property
@@ -246,6 +257,7 @@ class ActorCritic(nn.Module):
         self.frozen = attention in PRETRAINED_MODES
         if self.frozen:
             self.attention.requires_grad_(False)
+        self.precision = "fp32"  # set by the trainer to the run's chosen precision
 
     def mask(self, obs: Tensor) -> Tensor | None:
         """Ψ of the newest frame, (N, 1, 7, 7), or None without attention."""
@@ -258,10 +270,20 @@ class ActorCritic(nn.Module):
         return self.attention.mask(newest)
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """obs uint8 (N, 4, 84, 84) -> logits (N, A), value (N,), mask (N, 1, 7, 7) | None."""
-        mask = self.mask(obs)
-        hidden = self.cnn(obs, mask)  # (N, 512)
-        return self.policy(hidden), self.value(hidden).squeeze(-1), mask
+        """obs uint8 (N, 4, 84, 84) -> logits (N, A), value (N,), mask (N, 1, 7, 7) | None,
+        fp32 also under bf16 (they make the losses)."""
+        with autocast(self.precision, obs.device):
+            mask = self.mask(obs)
+            hidden = self.cnn(obs, mask)  # (N, 512)
+            logits, value = self.policy(hidden), self.value(hidden).squeeze(-1)
+        return logits.float(), value.float(), None if mask is None else mask.float()
+
+    def attention_loss(
+        self, pairs: tuple[Tensor, Tensor], threshold: float, sparsity: float
+    ) -> tuple[Tensor, dict[str, float]]:
+        """L_attention of the module on frame pairs, in the run's precision."""
+        with autocast(self.precision, pairs[0].device):
+            return self.attention.loss(*pairs, threshold=threshold, sparsity=sparsity)
 
     def train(self, mode: bool = True) -> ActorCritic:
         super().train(mode)
@@ -424,8 +446,8 @@ class A2CAgent:
         loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * entropy
         metrics: dict[str, float] = {}
         if self.trains_attention and pairs is not None and not self.separate:
-            attention_loss, metrics = self.net.attention.loss(
-                *pairs, threshold=self.attention_threshold, sparsity=self.attention_sparsity
+            attention_loss, metrics = self.net.attention_loss(
+                pairs, self.attention_threshold, self.attention_sparsity
             )
             loss = loss + self.attention_coef * attention_loss
         parts = {
@@ -468,8 +490,8 @@ class A2CAgent:
     def _attention_step(self, pairs: tuple[Tensor, Tensor]) -> dict[str, float]:
         """``separate``: L_attention alone, its own Adam step and clip (the official code's)."""
         module = self.net.attention
-        loss, metrics = module.loss(
-            *pairs, threshold=self.attention_threshold, sparsity=self.attention_sparsity
+        loss, metrics = self.net.attention_loss(
+            pairs, self.attention_threshold, self.attention_sparsity
         )
         self.attention_optimizer.zero_grad(set_to_none=True)
         self.optimizer.zero_grad(set_to_none=True)  # the RL step's gradients are spent
@@ -477,6 +499,32 @@ class A2CAgent:
         nn.utils.clip_grad_norm_(module.parameters(), self.max_grad_norm)
         self.attention_optimizer.step()
         return metrics
+
+    def precision_trial(self, batch: int) -> Callable[[], Tensor]:
+        """``--precision auto``'s trial: the loss of one update's forward (``batch``
+        observations, and 16 frame pairs where the module trains) on a copy of the network,
+        so timing it touches neither the run's weights nor its random streams."""
+        net = copy.deepcopy(self.net).train()
+        generator = torch.Generator().manual_seed(0)
+
+        def frames(*shape: int) -> Tensor:
+            x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
+            return x.to(self.device)
+
+        obs = frames(batch, 4, 84, 84).contiguous(memory_format=torch.channels_last)
+        pairs = (frames(16, 1, 84, 84), frames(16, 1, 84, 84)) if self.trains_attention else None
+
+        def trial() -> Tensor:
+            net.zero_grad(set_to_none=True)
+            # the timing runs this under bf16 autocast or none; the network's own must agree
+            net.precision = "bf16" if torch.is_autocast_enabled(self.device.type) else "fp32"
+            logits, values, _ = net(obs)
+            loss = logits.logsumexp(-1).mean() + values.square().mean()
+            if pairs is not None:
+                loss = loss + net.attention_loss(pairs, self.attention_threshold, 0.0)[0]
+            return loss
+
+        return trial
 
     # resume: what the trainer saves of the optimisation state
     def optimizer_state(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from saliency_rl.algos.a2c_policy import A2CPolicy, evaluate_a2c, load_policy
 from saliency_rl.devices import resolve_device
 from saliency_rl.envs.atari_vector import FRAME_SKIP, atari_game, make_atari_vector
 from saliency_rl.models.attention import SelfSupervisedAttention
+from saliency_rl.precision import PrecisionChoice, choose_precision
 from saliency_rl.run_log import Averages, Cadence, RunLog
 from saliency_rl.runs import (
     METRICS_FILE,
@@ -224,6 +225,8 @@ class _Trainer:
             spec, c.num_envs, backend=c.vector, training=True, groups=c.vector_groups
         )
         self.agent = build_agent(c, self.env.num_actions, attention_module, device)
+        self.precision = self._precision()
+        self.agent.net.precision = self.precision.chosen
         self.generator = torch.Generator(device).manual_seed(c.seed)  # actions
         self.rng = np.random.default_rng(c.seed)  # attention pairs
         self.frames = (
@@ -245,6 +248,21 @@ class _Trainer:
     @property
     def step(self) -> int:
         return self.updates * self.config.steps_per_update
+
+    def _precision(self) -> PrecisionChoice:
+        """A resumed run keeps the precision config.json records (never measured again, so it
+        resumes bit for bit); a new one decides it here and records it there."""
+        if self.lifecycle.saved.get("precision"):
+            return PrecisionChoice.from_json(self.lifecycle.saved["precision"])
+        c = self.config
+        batch = c.num_envs * c.num_steps
+        trial = self.agent.precision_trial(batch) if c.precision == "auto" else None
+        name = (f"actor-critic ({c.attention} attention) forward and backward, batch {batch}"
+                f"{' + 16 frame pairs' if self.agent.trains_attention else ''}, torch threads "
+                f"{torch.get_num_threads()}")  # fmt: skip
+        choice = choose_precision(c.precision, self.device, trial, trial_name=name)
+        self.lifecycle.record(precision=choice.to_json())
+        return choice
 
     def _start(self, seed: int) -> torch.Tensor:
         obs = torch.from_numpy(self.env.reset(seed)).to(self.device)

@@ -33,7 +33,7 @@ ACKTR_FIELDS = (
     "kfac_stats_every", "vf_fisher_coef", "attention_lr",
 )  # fmt: skip
 # ... A2C's own (ACKTR steps the attention module with RMSprop, --attention-lr).
-A2C_FIELDS = ("attention_update", "attention_adam_lr", "attention_warmup")
+A2C_FIELDS = ("attention_update", "attention_adam_lr", "attention_warmup", "precision")
 POSITIVE = (
     "total_steps", "num_envs", "num_steps", "kfac_eigen_every", "kfac_stats_every",
     "eval_max_steps", "checkpoint_every", "log_every",
@@ -106,6 +106,7 @@ def add_algorithm_options(parser: argparse.ArgumentParser, algo: str) -> None:
         A2CConfig,
     )
     from saliency_rl.envs.atari_vector import VECTOR_BACKENDS
+    from saliency_rl.precision import PRECISIONS
 
     preset = PRESET_OF_ALGO[algo]
 
@@ -120,6 +121,7 @@ def add_algorithm_options(parser: argparse.ArgumentParser, algo: str) -> None:
                 "attention": ATTENTION_MODES,
                 "vector": VECTOR_BACKENDS,
                 "attention_update": ATTENTION_UPDATES,
+                "precision": PRECISIONS,
             },
             helps=HELPS,
             shown={preset: A2C_PRESETS[preset]},

@@ -224,10 +224,11 @@ class SelfSupervisedAttention(nn.Module):
             sparsity: weight of the mean target mask (lambda, 1e-3).
         """
         out = self(source, target)
-        goal = scale_frames(target)
-        reconstruction = thresholded_squared_error(out.reconstruction, goal, threshold)
-        autoencoder = (out.autoencoded - goal).square().mean()
-        mask_mean = out.target_mask.mean()
+        goal = scale_frames(target).float()
+        # the errors in fp32 also when the networks ran under bf16 autocast
+        reconstruction = thresholded_squared_error(out.reconstruction.float(), goal, threshold)
+        autoencoder = (out.autoencoded.float() - goal).square().mean()
+        mask_mean = out.target_mask.float().mean()
         loss = reconstruction + autoencoder + sparsity * mask_mean
         metrics = {
             "attention_loss": float(loss.detach()),
