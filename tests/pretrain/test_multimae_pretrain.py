@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from saliency_rl.cli import main
+from saliency_rl.errors import SaliencyRLError
 from saliency_rl.models.frozen_encoder import FrozenMultiMAEEncoder
 from saliency_rl.models.multimae import ModelError, MultiMAE
 from saliency_rl.pretrain.multimae_pretrain import (
@@ -83,6 +84,30 @@ def test_resume_is_exact(labelled, tmp_path):
     # Settings that would change the run are refused on resume.
     with pytest.raises(PretrainError, match="settings differ"):
         pretrain_multimae(labelled, tmp_path / "halves", resume=True, **{**settings, "seed": 4})
+
+
+def test_precision_auto_is_timed_recorded_and_leaves_the_run_as_fp32_would(labelled, tmp_path):
+    """auto times both on a copy of the model with a forked random stream; where it keeps
+    fp32 the weights equal an fp32 run's, and a resumed run keeps the recorded choice."""
+    import json
+
+    settings = dict(modalities=("rgb", "saliency"), steps=2, checkpoint_every=1, seed=3, **TINY)
+    auto = pretrain_multimae(labelled, tmp_path / "auto", precision="auto", stop_at=1, **settings)
+    recorded = json.loads((auto.checkpoint / "config.json").read_text())["precision"]
+    assert recorded["requested"] == "auto" and set(recorded["timings_ms"]) == {"fp32", "bf16"}
+    assert "MultiMAE (rgb+saliency, tiny)" in recorded["trial"]
+    if recorded["chosen"] == "fp32":
+        fp32 = pretrain_multimae(labelled, tmp_path / "fp32", stop_at=1, **settings)
+        a, b = weights(auto.checkpoint), weights(fp32.checkpoint)
+        assert all(torch.equal(a[name], b[name]) for name in a)
+    resumed = pretrain_multimae(labelled, tmp_path / "auto", precision="auto", resume=True,
+                                **settings)  # fmt: skip
+    assert json.loads((resumed.checkpoint / "config.json").read_text())["precision"] == recorded
+    bf16 = pretrain_multimae(labelled, tmp_path / "bf16", precision="bf16", **settings)
+    assert np.isfinite(bf16.losses["loss"])
+    with pytest.raises(SaliencyRLError, match="unknown precision 'fp8'"):
+        pretrain_multimae(labelled, tmp_path / "bad", precision="fp8", **settings)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_missing_field_and_unknown_modality_are_one_line_errors(fake_dataset, tmp_path, capsys):

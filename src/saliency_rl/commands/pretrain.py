@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
         **given(
             args, "progress", "steps", "batch_size", "lr", "warmup", "seed", "device", "resume"
         ),
-        **given(args, "checkpoint_every"),
+        **given(args, "checkpoint_every", "precision"),
     )
     losses = "  ".join(f"{k} {v:.4f}" for k, v in summary.losses.items())
     print(f"pretrained {summary.step} steps ({summary.images_per_second:.1f} images/s): {losses}")
@@ -86,6 +86,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=1000,
         help="steps between checkpoints (1000)",
+    )
+    add_choice(
+        parser,
+        "--precision",
+        ("fp32", "bf16", "auto"),
+        "fp32 (default); bf16: the model under bf16 autocast; auto: time both on the first "
+        "batch and keep the faster (recorded in each checkpoint's config.json)",
     )
     add_run_options(
         parser,

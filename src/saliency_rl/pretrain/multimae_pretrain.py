@@ -30,6 +30,7 @@ Data: every requested field of every frame is loaded into memory once (uint8 RGB
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -59,6 +60,7 @@ from saliency_rl.models.multimae import (
     output_to_image,
     prepare_inputs,
 )
+from saliency_rl.precision import PrecisionChoice, autocast, check_precision, choose_precision
 from saliency_rl.run_log import Cadence, RunLog
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -112,6 +114,11 @@ class PretrainConfig:
     camera as recorded by ``collect --depth``, else MuJoCo's default of 45."""
     preview_frames: int = 4
     """Frames shown in the reconstruction PNG."""
+    precision: str = "fp32"
+    """fp32; bf16: the model's matrix work under bf16 autocast (weights, AdamW and the loss's
+    reduction fp32); auto: the faster of the two, timed on a copy of the model on the first
+    batch (saliency_rl.precision). The choice goes into every checkpoint's config.json
+    ("precision"); a resumed run keeps it."""
 
     def __post_init__(self) -> None:
         self.modalities = tuple(self.modalities)
@@ -129,6 +136,7 @@ class PretrainConfig:
             raise PretrainError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.hflip <= 1.0:
             raise PretrainError(f"hflip is a probability, got {self.hflip}")
+        check_precision(self.precision)
 
     @property
     def warmup_steps(self) -> int:
@@ -465,6 +473,8 @@ def pretrain_multimae(
     if previous is not None:
         _check_resumable(previous, config, dataset)
         start = restore_training_state(previous, model, optimizer)
+    precision = _precision(config, previous, model, data, device)
+    extra["precision"] = precision.to_json()
     end = config.stop_at or config.steps
     out_dir.mkdir(parents=True, exist_ok=True)
     losses = [f"loss_{m}" for m in model_config.modalities]
@@ -507,9 +517,10 @@ def pretrain_multimae(
                 flips = batch_flips(step, config.batch_size, config.seed, config.hflip)
                 raw = {k: v.to(device) for k, v in data.batch(indices, flips).items()}
                 inputs = prepare_inputs(raw, config.modalities, config.fovy_degrees)
-                output = model(inputs)
+                with autocast(precision.chosen, device):
+                    output = model(inputs)
                 optimizer.zero_grad(set_to_none=True)
-                output.loss.backward()
+                output.loss.float().backward()
                 optimizer.step()
                 loss = float(output.loss.detach())
                 if not math.isfinite(loss):
@@ -560,6 +571,39 @@ def pretrain_multimae(
     )
 
 
+def _precision(
+    config: PretrainConfig,
+    previous: Path | None,
+    model: MultiMAE,
+    data: PretrainData,
+    device: torch.device,
+) -> PrecisionChoice:
+    """The run's precision: a resumed run's recorded one (so it resumes bit for bit), else
+    ``config.precision``, ``auto`` timed on a copy of the model on the first batch. The
+    timing draws its masks from a forked random stream: the run's own is untouched."""
+    recorded = read_config(previous).get("precision") if previous is not None else None
+    if recorded:
+        return PrecisionChoice.from_json(recorded)
+    trial = None
+    if config.precision == "auto":
+        twin = copy.deepcopy(model).train()
+        indices = batch_indices(0, config.batch_size, data.num_frames, config.seed)
+        raw = {
+            k: v.to(device) for k, v in data.batch(indices, np.zeros(len(indices), bool)).items()
+        }
+        inputs = prepare_inputs(raw, config.modalities, config.fovy_degrees)
+
+        def trial() -> torch.Tensor:
+            twin.zero_grad(set_to_none=True)
+            return twin(inputs).loss
+
+    name = (f"MultiMAE ({'+'.join(config.modalities)}, {config.model_size}) forward and "
+            f"backward, batch {config.batch_size}, torch threads {torch.get_num_threads()}")  # fmt: skip
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        return choose_precision(config.precision, device, trial, trial_name=name)
+
+
 def _adamw(model: MultiMAE, config: PretrainConfig) -> torch.optim.AdamW:
     skip = model.no_weight_decay()
     decay = [p for n, p in model.named_parameters() if n not in skip]
@@ -593,7 +637,7 @@ def _previous_checkpoint(out_dir: Path, resume: bool) -> Path | None:
 
 def _check_resumable(previous: Path, config: PretrainConfig, dataset: Dataset) -> None:
     stored = read_config(previous)
-    before = stored.get("pretrain", {})
+    before = {"precision": "fp32", **stored.get("pretrain", {})}  # runs older than the option
     now = config.to_dict()
     changed = [
         f"{k}: {before.get(k)!r} -> {now[k]!r}"
