@@ -54,6 +54,31 @@ def test_resume_continues_bit_for_bit(frames, tmp_path, command):
     assert len(losses(split)) == 4 and losses(whole) == losses(split)
 
 
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_precision_auto_is_recorded_kept_on_resume_and_leaves_fp32_runs_alone(
+    frames, tmp_path, command, capsys
+):
+    base = [command, str(frames), *COMMANDS[command], "--batch-size", "2", "--log-every", "1"]
+    base += ["--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
+    auto, fp32 = tmp_path / "auto", tmp_path / "fp32"
+    assert main(base + ["--out", str(auto), "--steps", "2", "--precision", "auto"]) == 0
+    recorded = json.loads((auto / "config.json").read_text())["provenance"]["precision"]
+    assert recorded["requested"] == "auto" and set(recorded["timings_ms"]) == {"fp32", "bf16"}
+    if recorded["chosen"] == "fp32":  # the trial touched neither weights nor random streams
+        assert main(base + ["--out", str(fp32), "--steps", "2"]) == 0
+        a, b = (load_file(d / "model.safetensors") for d in (auto, fp32))
+        assert all(torch.equal(a[name], b[name]) for name in a)
+    assert main(base + ["--out", str(auto), "--steps", "4", "--resume"]) == 0
+    again = json.loads((auto / "config.json").read_text())["provenance"]["precision"]
+    assert again == recorded
+    bf16 = tmp_path / "bf16"
+    assert main(base + ["--out", str(bf16), "--steps", "1", "--precision", "bf16"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--out", str(tmp_path / "bad"), "--precision", "fp16"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "unknown precision 'fp16'" in error[0], error
+
+
 def test_resume_between_rows_logs_the_rows_of_an_unbroken_run(frames, tmp_path, monkeypatch):
     # A checkpoint at step 2, rows at steps 3 and 5: killed at step 3, the resumed run's row
     # at 3 still averages steps 1-3, steps 1 and 2 coming from the checkpoint.

@@ -17,6 +17,7 @@ the resumed run's weights and rows equal those of a run that was never stopped.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.envs.spec import parse_spec
 from saliency_rl.errors import DatasetError
+from saliency_rl.precision import PrecisionChoice, autocast, check_precision, choose_precision
 from saliency_rl.run_log import Averages, Cadence, RunLog
 from saliency_rl.runs import RunError, check_settings, now
 
@@ -56,6 +58,10 @@ class PairPretrainConfig:
     """Steps between rows of metrics.csv."""
     checkpoint_every: int = 1_000
     """Steps between saves of the checkpoint (and at the end)."""
+    precision: str = "fp32"
+    """fp32, bf16 (the model under bf16 autocast, the loss in fp32) or auto (the faster,
+    timed on a copy of the model at start; saliency_rl.precision). The choice is stored in
+    the checkpoint's provenance ("precision") and kept on resume."""
 
     def validate(self) -> PairPretrainConfig:
         check_settings(
@@ -64,6 +70,7 @@ class PairPretrainConfig:
                       "learning_rate", *self.positive_fields()),
             non_negative=("max_grad_norm", "seed", *self.non_negative_fields()),
         )  # fmt: skip
+        check_precision(self.precision)
         return self
 
     def positive_fields(self) -> tuple[str, ...]:
@@ -133,16 +140,42 @@ def pretrain_on_pairs(
     )  # fmt: skip
     torch.manual_seed(run.config.seed)
     network = model.build(run.config, run.frames[0].frames.shape[1:], run.device)
+    precision = _precision(model, run, network)
+    run.provenance["precision"] = precision.to_json()
     return train_on_pairs(
         run,
         network,
         model.loss(network, run.config),
+        precision=precision.chosen,
         columns=model.columns,
         loss_key=model.loss_key,
         save=model.save,
         name=model.name,
         progress=progress,
     )
+
+
+def _precision(model: PairModel, run: PairRun, network: nn.Module) -> PrecisionChoice:
+    """A resumed run's recorded precision, else the config's; ``auto`` is timed on a copy of
+    the network on one batch drawn from a generator of its own, under a forked torch
+    stream, so the run's weights and random streams are those of a run without the trial."""
+    if run.recorded_precision:
+        return PrecisionChoice.from_json(run.recorded_precision)
+    c = run.config
+    trial = None
+    if c.precision == "auto":
+        twin = copy.deepcopy(network).train()
+        twin_loss = model.loss(twin, c)
+        batch = sample_pair_batch(run.frames, c.batch_size, np.random.default_rng(0), run.device)
+
+        def trial() -> torch.Tensor:
+            twin.zero_grad(set_to_none=True)
+            return twin_loss(*batch)[0]
+
+    name = f"{model.what} forward and backward, batch {c.batch_size} pairs"
+    devices = [run.device] if run.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        return choose_precision(c.precision, run.device, trial, trial_name=name)
 
 
 class FramePairs:
@@ -262,6 +295,8 @@ class PairRun:
     weights: dict[str, torch.Tensor] | None = None
     """On resume: the weights and the training state of the last save."""
     state: dict[str, Any] | None = None
+    recorded_precision: dict[str, Any] | None = None
+    """On resume: the precision the run chose (``PrecisionChoice.to_json``)."""
 
 
 def start_pair_run(
@@ -295,7 +330,7 @@ def start_pair_run(
         raise RunError(f"give at least one dataset to train the {what} on")
     out_dir = Path(out_dir)
     torch_device = resolve_device(device)
-    weights = state = None
+    weights = state = recorded = None
     if resume:
         if not is_checkpoint(out_dir):
             raise RunError(f"{out_dir} holds no {what} checkpoint to resume")
@@ -304,6 +339,7 @@ def start_pair_run(
         if state is None:
             raise RunError(f"{out_dir} has no training state: it cannot be resumed")
         config = type(config)(**saved["provenance"]["pretraining"])
+        recorded = saved["provenance"].get("precision")
         if steps is not None:
             config.steps = steps
         config.validate()
@@ -318,7 +354,9 @@ def start_pair_run(
         "package_version": __version__,
         "created": state["created"] if state is not None else now(),
     }
-    return PairRun(config, out_dir, torch_device, frames, games, provenance, weights, state)
+    return PairRun(
+        config, out_dir, torch_device, frames, games, provenance, weights, state, recorded
+    )
 
 
 def train_on_pairs(
@@ -331,9 +369,10 @@ def train_on_pairs(
     save: Callable[[nn.Module, Path, dict[str, Any], dict[str, Any]], Any],
     name: str,
     progress: bool,
+    precision: str = "fp32",
 ) -> Path:
-    """Train ``model`` on ``loss_fn(source, target) -> (loss, metrics)`` to the run's steps;
-    returns its ``out_dir``.
+    """Train ``model`` on ``loss_fn(source, target) -> (loss, metrics)`` to the run's steps,
+    the forward under ``precision``'s autocast; returns its ``out_dir``.
 
     ``run.provenance`` is stored in every checkpoint with ``steps`` and ``final_loss`` (the
     last row's ``loss_key``) added; ``save(model, out_dir, provenance, training_state)``
@@ -363,9 +402,10 @@ def train_on_pairs(
     with cadence:
         for step in range(start + 1, config.steps + 1):
             source, target = sample_pair_batch(run.frames, config.batch_size, rng, device)
-            loss, metrics = loss_fn(source, target)
+            with autocast(precision, device):
+                loss, metrics = loss_fn(source, target)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.float().backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             pending.add(metrics)
