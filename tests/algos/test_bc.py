@@ -1,6 +1,8 @@
 """Behaviour cloning: network shapes, chunk targets and execution, overfitting one
 demonstration, the LSTM history reset between episodes, exact resume."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -230,3 +232,28 @@ def test_resume_is_exact(one_demo, tiny_multimae_64, tmp_path):
     assert [r[2] for r in loss] == [r[2] for r in again]
     with pytest.raises(RunError, match="cannot change"):
         resume_bc(resumed, chunk=4, device="cpu", progress=False)
+
+
+def test_precision_auto_is_recorded_kept_on_resume_and_fp32_runs_unchanged(
+    one_demo, tiny_multimae_64, tmp_path
+):
+    encoder = tiny_multimae_64["rgb"]
+    run = dict(device="cpu", progress=False)
+    auto = train_bc(one_demo, encoder, tiny(steps=6, checkpoint_every=6, log_every=3,
+                                           precision="auto"), out=tmp_path / "auto", **run)  # fmt: skip
+    recorded = json.loads((auto / "config.json").read_text())["precision"]
+    assert recorded["requested"] == "auto" and set(recorded["timings_ms"]) == {"fp32", "bf16"}
+    if recorded["chosen"] == "fp32":  # the trial drew from no stream of the run
+        fp32 = train_bc(one_demo, encoder, tiny(steps=6, checkpoint_every=6, log_every=3),
+                        out=tmp_path / "fp32", **run)  # fmt: skip
+        a = load_checkpoint(auto / "checkpoints" / "latest")[1]
+        b = load_checkpoint(fp32 / "checkpoints" / "latest")[1]
+        assert all(torch.equal(a[name], b[name]) for name in a)
+    resume_bc(auto, steps=9, **run)
+    assert json.loads((auto / "config.json").read_text())["precision"] == recorded
+    bf16 = train_bc(one_demo, encoder, tiny(steps=3, log_every=3, precision="bf16"),
+                    out=tmp_path / "bf16", **run)  # fmt: skip
+    rows = (bf16 / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 2 and np.isfinite(float(rows[1].split(",")[2]))
+    with pytest.raises(RunError, match="precision"):
+        tiny(precision="fp16").validate()

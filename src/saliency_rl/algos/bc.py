@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from saliency_rl.precision import PRECISIONS
 from saliency_rl.runs import RunError, check_settings
 
 EXECUTIONS = ("ensemble", "first", "all")
@@ -86,13 +87,18 @@ class BCConfig:
     """Gradient steps between closed-loop evaluations during training (0: only at the end)."""
     eval_episodes: int = 50
     """Closed-loop episodes per evaluation (0: no evaluation)."""
+    precision: str = "fp32"
+    """fp32; bf16 (the policy network under bf16 autocast, the loss in fp32); auto: the
+    faster of the two, timed on a copy of the network at start (saliency_rl.precision; on
+    the CPUs measured so far 256-wide MLPs and LSTMs were slower in bf16). The choice goes
+    into config.json ("precision"); a resumed run keeps it."""
 
     def validate(self) -> BCConfig:
         """Raise RunError naming the first invalid field; returns self."""
         self.mlp_hidden = tuple(int(w) for w in self.mlp_hidden)
         check_settings(
             self,
-            choices={"execution": EXECUTIONS},
+            choices={"execution": EXECUTIONS, "precision": PRECISIONS},
             positive=("lstm_hidden", "head_hidden", "history", "chunk", "batch_size", "steps",
                       "learning_rate"),
             non_negative=("ensemble_decay", "grad_clip", "log_every", "checkpoint_every",
@@ -235,7 +241,7 @@ def bc_loss(
     states (B, T, S), targets (B, T, H, A), mask (B, T, H).
     """
     predicted, _ = net(states)
-    error = ((predicted - targets) ** 2).mean(-1)  # (B, T, H)
+    error = ((predicted.float() - targets) ** 2).mean(-1)  # (B, T, H), fp32 under autocast
     weights = mask.float()
     return (error * weights).sum() / weights.sum().clamp_min(1.0)
 

@@ -33,6 +33,7 @@ disjoint from the demonstrations' seeds), the same episodes for every run and me
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from saliency_rl.algos.rollout import EVAL_SEED
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError
+from saliency_rl.precision import PrecisionChoice, autocast, choose_precision
 from saliency_rl.run_log import Averages, Cadence, RunLog
 from saliency_rl.runs import Run, RunError, evaluation_entry, now, run_header, run_name
 
@@ -218,6 +220,7 @@ class _Trainer:
         self.rng = np.random.default_rng(c.seed)
         # Every (episode, step) of the training episodes is a window start, equally likely.
         self.starts = [(e, t) for e in self.train_eps for t in range(len(self.data.states[e]))]
+        self.precision = self._precision()
         self.val_starts = [
             (e, t) for e in self.val_eps for t in range(0, len(self.data.states[e]), c.history)
         ]
@@ -230,6 +233,30 @@ class _Trainer:
             bounds = _action_bounds(self.spec, self.options)
             run.record(action_bounds=bounds)
         self.action_low, self.action_high = bounds
+
+    def _precision(self) -> PrecisionChoice:
+        """A resumed run keeps the precision config.json records; a new one decides it here
+        (``auto``: timed on a copy of the network, on windows drawn by a generator of its
+        own, so the run's weights and streams are untouched) and records it there."""
+        if self.saved.get("precision"):
+            return PrecisionChoice.from_json(self.saved["precision"])
+        c = self.config
+        trial = None
+        if c.precision == "auto":
+            twin = copy.deepcopy(self.net).train()
+            picks = np.random.default_rng(0).integers(0, len(self.starts), c.batch_size)
+            batch = self.data.windows([self.starts[i] for i in picks], c.history)
+            states, targets, mask = (x.to(self.device) for x in batch)
+
+            def trial() -> torch.Tensor:
+                twin.zero_grad(set_to_none=True)
+                return bc_loss(twin, states, targets, mask)
+
+        name = (f"BC policy forward and backward, batch {c.batch_size} x {c.history} steps, "
+                f"torch threads {torch.get_num_threads()}")  # fmt: skip
+        choice = choose_precision(c.precision, self.device, trial, trial_name=name)
+        self.lifecycle.record(precision=choice.to_json())
+        return choice
 
     # -------------------------------------------------------------- checkpoints
     def checkpoint(self) -> None:
@@ -266,9 +293,10 @@ class _Trainer:
         c = self.config
         picks = self.rng.integers(0, len(self.starts), c.batch_size)
         states, targets, mask = self.data.windows([self.starts[i] for i in picks], c.history)
-        loss = bc_loss(
-            self.net, states.to(self.device), targets.to(self.device), mask.to(self.device)
-        )
+        with autocast(self.precision.chosen, self.device):
+            loss = bc_loss(
+                self.net, states.to(self.device), targets.to(self.device), mask.to(self.device)
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(

@@ -22,7 +22,7 @@ POLICY_FIELDS = ("chunk", "history", "execution", "ensemble_decay")
 NETWORK_FIELDS = ("lstm_hidden", "head_hidden")
 TRAINING_FIELDS = (
     "steps", "batch_size", "learning_rate", "weight_decay", "grad_clip", "val_fraction", "seed",
-    "log_every", "checkpoint_every", "eval_every", "eval_episodes",
+    "log_every", "checkpoint_every", "eval_every", "eval_episodes", "precision",
 )  # fmt: skip
 SETTINGS = ("mlp_hidden", *POLICY_FIELDS, *NETWORK_FIELDS, *TRAINING_FIELDS)
 """BCConfig fields the command sets (and use_proprio); None: the preset's value."""
@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> None:
 def add_options(parser: argparse.ArgumentParser) -> None:
     from saliency_rl.algos.bc import EXECUTIONS, PRESETS, BCConfig, preset_config
     from saliency_rl.models.frozen_encoder import ENCODER_MODES
+    from saliency_rl.precision import PRECISIONS
 
     default = preset_config("visarl-bc")
 
@@ -142,7 +143,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     config_options(*NETWORK_FIELDS)
     parser.add_argument("--no-proprio", action="store_true", help="visual features only")
-    config_options(*TRAINING_FIELDS)
+    config_options(*TRAINING_FIELDS, precision=PRECISIONS)
     parser.add_argument(
         "--eval-distractor",
         action="append",
