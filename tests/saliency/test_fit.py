@@ -52,6 +52,21 @@ def test_same_seed_same_weights(annotated, tmp_path):
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
+def test_precision_auto_is_recorded_and_an_fp32_choice_changes_no_weight(annotated, tmp_path):
+    report = fit_predictor(annotated, tmp_path / "auto", precision="auto", **TINY)
+    recorded = report["precision"]
+    assert recorded["requested"] == "auto" and set(recorded["timings_ms"]) == {"fp32", "bf16"}
+    if recorded["chosen"] == "fp32":  # the trial drew from none of the fit's streams
+        fit_predictor(annotated, tmp_path / "fp32", **TINY)
+        a, b = (load_checkpoint(tmp_path / d)[1] for d in ("auto", "fp32"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    bf16 = fit_predictor(annotated, tmp_path / "bf16", precision="bf16", **TINY)
+    assert bf16["precision"]["chosen"] == "bf16" and np.isfinite(bf16["final_loss"])
+    with pytest.raises(ValueError, match="unknown precision"):
+        fit_predictor(annotated, tmp_path / "bad", precision="fp16", **TINY)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_tiny_model_overfits_five_frames(fake_dataset, tmp_path):
     annotate_with_oracle(fake_dataset, 5, seed=0)
     report = fit_predictor(

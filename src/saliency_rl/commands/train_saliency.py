@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> None:
             "holdout",
             "seed",
             "device",
+            "precision",
         ),
         **augment,
     )
@@ -89,6 +90,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         help="share of training samples whose background (sky, floor: the dataset's background "
         "masks) is replaced by random textures, for robustness to visual distractors "
         "(0.5; 0 switches it off)",
+    )
+    add_choice(
+        parser,
+        "--precision",
+        ("fp32", "bf16", "auto"),
+        "fp32 (default); bf16: the network under bf16 autocast; auto: time both on the first "
+        "batch and keep the faster (recorded in report.json)",
     )
     add_run_options(
         parser, out="checkpoint directory (default: DATASET/predictors/<model>)", threads=True
