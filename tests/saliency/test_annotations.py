@@ -93,3 +93,54 @@ def test_oracle_and_cli_suggest_keep_an_earlier_selection(fake_dataset, capsys):
     assert main(["annotate", root, "--oracle", "--frames", "5", "--suggest"]) == 0
     assert AnnotationStore(fake_dataset).selection()[:3] == first
     assert "oracle annotated" in capsys.readouterr().out
+
+
+def test_with_a_predictor_suggestions_go_to_its_least_sure_frames_deterministically(
+    fake_dataset_64, tiny_predictor_64
+):
+    from saliency_rl.saliency.annotations import suggest_frames
+    from saliency_rl.saliency.predictor import SaliencyPredictor
+    from saliency_rl.saliency.uncertainty import frame_uncertainty, uncertainty_of
+
+    predictor = SaliencyPredictor.load(tiny_predictor_64, device="cpu")
+    unsure = uncertainty_of(predictor, fake_dataset_64)
+    chosen = suggest_frames(fake_dataset_64, 5, [], unsure, seed=3)
+    assert chosen == suggest_frames(fake_dataset_64, 5, [], unsure, seed=3)  # deterministic
+    assert len(set(chosen)) == 5
+    scores = frame_uncertainty(predictor, fake_dataset_64, range(fake_dataset_64.num_frames))
+    assert chosen[0] == int(np.argmax(scores))  # nothing chosen yet: the least sure frame
+    extended = suggest_frames(fake_dataset_64, 7, chosen[:2], unsure, seed=3)
+    assert extended[:2] == chosen[:2] and len(set(extended)) == 7
+    # The store plans the same frames, and writes nothing while planning.
+    store = AnnotationStore(fake_dataset_64)
+    selection = store.selection()
+    planned = store.plan_selection(len(selection) + 2, 3, True, unsure)
+    assert planned[: len(selection)] == selection and store.selection() == selection
+
+
+def test_map_entropy_and_the_walk_order():
+    from saliency_rl.saliency.uncertainty import map_entropy, walk_order
+
+    maps = np.stack([np.full((4, 4), 0.5), np.zeros((4, 4)), np.ones((4, 4))])
+    np.testing.assert_allclose(map_entropy(maps), [1.0, 0.0, 0.0], atol=1e-5)
+    done = [False, True, False, False]
+    assert walk_order(done) == [0, 1, 2, 3]  # coverage order until a predictor exists
+    assert walk_order(done, [0.1, 0.9, 0.5, 0.5]) == [1, 2, 3, 0]  # done first, ties kept
+    with pytest.raises(ValueError, match="3 scores for 4 positions"):
+        walk_order(done, [0.1, 0.2, 0.3])
+
+
+def test_a_predicted_map_becomes_its_highest_peaks_as_clicks():
+    from saliency_rl.saliency.maps import clicks_to_map
+    from saliency_rl.saliency.predicted_clicks import clicks_from_map
+
+    first = clicks_to_map(np.array([[10.5, 12.5]]), 64, 64)
+    second = clicks_to_map(np.array([[50.5, 40.5]]), 64, 64)
+    saliency = np.maximum(first, 0.9 * second)  # the second body a little less sure
+    assert clicks_from_map(saliency, 2.5) == [(10.5, 12.5), (50.5, 40.5)]
+    assert clicks_from_map(saliency, 2.5, max_clicks=1) == [(10.5, 12.5)]
+    assert clicks_from_map(saliency * 0.4, 2.5) == []  # nowhere more likely salient than not
+    flat = np.full((8, 8), 0.6)  # a plateau: one click per suppression disc, row-major first
+    clicks = clicks_from_map(flat, 1.0)
+    assert clicks[0] == (0.5, 0.5) and len(clicks) == 3
+    assert all(0 <= x < 8 and 0 <= y < 8 for x, y in clicks)

@@ -163,3 +163,157 @@ def test_annotating_in_the_browser_stores_exactly_what_was_clicked(browser, fake
         page.close()
     assert errors == []
     assert store.annotated() == sorted(frames[:3])
+
+
+# ---------------------------------------------------------------------- the predictor overlay
+@pytest.fixture(scope="module")
+def fitted_predictor_64(fake_dataset_64, tmp_path_factory):
+    """A tiny U-Net that has learnt fake:square's body (40 steps), so it offers points."""
+    from saliency_rl.saliency.fit import fit_predictor
+
+    out = tmp_path_factory.mktemp("fitted64") / "predictor"
+    fit_predictor(
+        fake_dataset_64,
+        out,
+        size="tiny",
+        steps=40,
+        batch_size=8,
+        lr=3e-3,
+        holdout_frames=[],
+        progress=False,
+        device="cpu",
+    )
+    return out
+
+
+@pytest.fixture
+def dataset_64(tmp_path):
+    from saliency_rl.data.collect import collect
+
+    return collect(
+        "fake:square",
+        tmp_path / "fake64",
+        episodes=2,
+        seed=1,
+        env_options={"image_size": 64, "episode_length": 10},
+        progress=False,
+    )
+
+
+def open_page(browser, server, errors):
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(server.url)
+    return page
+
+
+def drawn_pixel(page, x, y):
+    """The canvas's RGB at image pixel (x, y)."""
+    return page.evaluate(
+        """([x, y]) => {
+            const c = ui.canvas, scale = c.width / app.W;
+            const data = c.getContext('2d').getImageData(Math.floor(x * scale),
+                Math.floor(y * scale), 1, 1).data;
+            return Array.from(data.slice(0, 3));
+        }""",
+        [x, y],
+    )
+
+
+def test_the_predictors_map_is_offered_accepted_and_corrected_in_the_page_order(
+    browser, dataset_64, fitted_predictor_64
+):
+    from saliency_rl.saliency.live_predictor import RefitConfig
+
+    store = AnnotationStore(dataset_64)
+    errors = []
+    with start_server(
+        dataset_64.root,
+        4,
+        annotator="browser",
+        suggest=True,
+        predictor=fitted_predictor_64,
+        refit=RefitConfig(every=0),
+    ) as server:
+        app = server.get_app()
+        order = app.state()["order"]
+        assert order != sorted(order)  # the predictor's order, not the selection's
+        page = open_page(browser, server, errors)
+        person = Annotator(page, dataset_64.image_size)
+        shown = f'body[data-prediction="shown"][data-prediction-frame="{order[0]}"]'
+        page.locator(shown).wait_for()
+        person.wait(order[0])
+        assert page.evaluate("app.order") == order
+        # Next walks the server's order, and the sidebar lists the frames in it.
+        for k in order[1:]:
+            person.key("d", k)
+        dots = page.locator("#dots li")
+        assert [int(dots.nth(i).get_attribute("data-position")) for i in range(4)] == order
+        for k in reversed(order[:-1]):
+            person.key("a", k)
+
+        # The overlay is drawn, never stored; the toggle hides it.
+        suggested = [(c["x"], c["y"]) for c in app.suggested_clicks(order[0])["clicks"]]
+        assert suggested and store.annotated() == []
+        x, y = suggested[0]
+        with_overlay = drawn_pixel(page, x, y)
+        page.click("#prediction")
+        page.locator('body[data-prediction="hidden"]').wait_for()
+        without = drawn_pixel(page, x, y)
+        assert with_overlay[2] > without[2] + 40  # blue where the predictor is sure
+        page.keyboard.press("p")
+        page.locator(shown).wait_for()
+        assert store.annotated() == []
+
+        # Accept: the stored clicks are the server's suggestion, as the person's clicks.
+        page.click("#accept")
+        person.wait(order[0])
+        assert_clicks(store, app.frames[order[0]], suggested, 1e-9)
+
+        # Correct: accept on the next frame, add a click, remove an accepted one.
+        person.key("d", order[1])
+        page.locator(
+            f'body[data-prediction="shown"][data-prediction-frame="{order[1]}"]'
+        ).wait_for()
+        suggested = [(c["x"], c["y"]) for c in app.suggested_clicks(order[1])["clicks"]]
+        person.key("y", order[1])
+        tolerance = person.click(5.5, 60.5)
+        person.wait(order[1])
+        frame = app.frames[order[1]]
+        assert_clicks(store, frame, [*suggested, (5.5, 60.5)], tolerance)
+        box = page.locator("#canvas").bounding_box()
+        x, y = suggested[0]
+        page.mouse.click(
+            box["x"] + x / 64 * box["width"], box["y"] + y / 64 * box["height"], button="right"
+        )
+        person.wait(order[1])
+        assert_clicks(store, frame, [*suggested[1:], (5.5, 60.5)], tolerance)
+        page.close()
+    assert errors == []
+    assert store.annotated() == sorted(app.frames[k] for k in order[:2])
+
+
+def test_a_refit_reaches_the_open_page(browser, dataset_64):
+    from saliency_rl.saliency.live_predictor import RefitConfig
+
+    errors = []
+    refit = RefitConfig(every=2, size="tiny", steps=3, batch_size=4, device="cpu")
+    with start_server(dataset_64.root, 3, annotator="browser", refit=refit) as server:
+        page = open_page(browser, server, errors)
+        person = Annotator(page, dataset_64.image_size)
+        person.wait(0)
+        assert page.locator("#accept").is_disabled() and page.locator("#prediction").is_disabled()
+        assert "no predictor" in page.locator("#predictor-status").inner_text()
+        person.click(20.5, 20.5)
+        person.wait(0)
+        person.key("d", 1)
+        person.click(30.5, 30.5)
+        person.wait(1)
+        # The page polls while the refit runs and shows the new predictor's map when it lands.
+        page.locator('body[data-predictor-version="1"][data-prediction="shown"]').wait_for()
+        assert "predictor 1 on 2 frames" in page.locator("#predictor-status").inner_text()
+        assert page.locator("#prediction").is_enabled()
+        server.get_app().live.wait(60)
+        page.close()
+    assert errors == []

@@ -341,3 +341,193 @@ def test_the_page_offers_suggested_frames_first(fake_dataset):
     app = AnnotationApp(fake_dataset, 4, suggest=True)
     assert app.frames == suggest_frames(fake_dataset, 4)
     assert [f["frame"] for f in app.state()["frames"]] == app.frames
+
+
+# ---------------------------------------------------------------------- the predictor overlay
+@pytest.fixture(scope="module")
+def fitted_predictor_64(fake_dataset_64, tmp_path_factory):
+    """A tiny U-Net that has learnt fake:square's body (40 steps; the 3-step session
+    predictor's maps are flat, so they offer no point to accept)."""
+    from saliency_rl.saliency.fit import fit_predictor
+
+    out = tmp_path_factory.mktemp("fitted64") / "predictor"
+    fit_predictor(
+        fake_dataset_64,
+        out,
+        size="tiny",
+        steps=40,
+        batch_size=8,
+        lr=3e-3,
+        holdout_frames=[],
+        progress=False,
+        device="cpu",
+    )
+    return out
+
+
+@pytest.fixture
+def dataset_64(tmp_path):
+    """A fresh fake:square dataset at 64x64 without annotations (tests here write clicks)."""
+    from saliency_rl.data.collect import collect
+
+    return collect(
+        "fake:square",
+        tmp_path / "fake64",
+        episodes=2,
+        seed=1,
+        env_options={"image_size": 64, "episode_length": 10},
+        progress=False,
+    )
+
+
+TINY_REFIT = {"size": "tiny", "steps": 3, "batch_size": 4, "device": "cpu"}
+
+
+def test_the_predictors_map_and_its_clicks_are_served_and_never_written(
+    dataset_64, fitted_predictor_64
+):
+    from saliency_rl.saliency.live_predictor import RefitConfig
+    from saliency_rl.saliency.predicted_clicks import clicks_from_map
+    from saliency_rl.saliency.predictor import SaliencyPredictor
+
+    app = AnnotationApp(
+        dataset_64, 4, annotator="ann", predictor=fitted_predictor_64, refit=RefitConfig(every=0)
+    )
+    before = snapshot(dataset_64.root)
+    status, headers, body = call(app, "GET", "/api/frame/1/prediction.png")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    assert headers["X-Predictor-Version"] == "1"
+    shown = np.asarray(Image.open(io.BytesIO(body)))
+    predictor = SaliencyPredictor.load(fitted_predictor_64, device="cpu")
+    rgb = dataset_64.frame(app.frames[1], ["rgb"])["rgb"]
+    np.testing.assert_array_equal(shown, predictor.predict_uint8(rgb[None])[0])
+
+    status, _, body = call(app, "GET", "/api/frame/1/suggested_clicks")
+    suggested = json.loads(body)
+    assert status == 200 and (suggested["frame"], suggested["version"]) == (app.frames[1], 1)
+    expected = clicks_from_map(shown / 255.0, click_sigma(64, 64))
+    assert [(c["x"], c["y"]) for c in suggested["clicks"]] == expected and expected
+    # The body the predictor learnt: the suggestion lies on the simulator's salient point.
+    point = dataset_64.frame(app.frames[1], ["salient_points"])["salient_points"][0]
+    assert np.hypot(*(np.array(expected[0]) - point)) < 3
+    state = json.loads(call(app, "GET", "/api/state")[2])["predictor"]
+    assert (state["state"], state["source"], state["version"], state["frames"]) == (
+        "ready",
+        "checkpoint",
+        1,
+        12,  # the oracle-annotated frames it was fitted on
+    )
+    assert snapshot(dataset_64.root) == before  # showing and suggesting write nothing
+    for path in ("/api/frame/0/prediction.png", "/api/frame/0/suggested_clicks"):
+        assert_refused(app, "PUT", path, b'{"clicks": []}', "application/json", 405, "allowed")
+    assert_refused(app, "GET", "/api/frame/4/suggested_clicks", b"", "", 404, "does not exist")
+
+
+def test_without_a_predictor_the_prediction_routes_say_how_to_get_one(dataset_64):
+    from saliency_rl.saliency.live_predictor import RefitConfig
+
+    app = AnnotationApp(dataset_64, 3, refit=RefitConfig(every=0))
+    state = json.loads(call(app, "GET", "/api/state")[2])
+    assert state["predictor"]["state"] == "none" and not state["predictor"]["available"]
+    for path in ("/api/frame/0/prediction.png", "/api/frame/0/suggested_clicks"):
+        assert_refused(app, "GET", path, b"", "", 404, "no saliency predictor yet")
+
+
+def test_refits_after_every_n_new_frames_and_a_failed_refit_keeps_the_last_good_one(dataset_64):
+    from saliency_rl.checkpoint import is_checkpoint
+    from saliency_rl.saliency.live_predictor import LIVE_DIR, RefitConfig
+
+    app = AnnotationApp(dataset_64, 4, annotator="ann", refit=RefitConfig(every=2, **TINY_REFIT))
+    record = json.loads(put(app, 0, [(20.5, 30.5)])[2])
+    assert record["predictor"]["state"] == "none"  # one new frame of two
+    record = json.loads(put(app, 1, [(40.5, 10.5)])[2])
+    assert record["predictor"]["state"] == "fitting"
+    assert app.live.wait(60)
+    status = app.state()["predictor"]
+    assert (status["state"], status["source"], status["frames"], status["version"]) == (
+        "ready",
+        "refit",
+        2,
+        1,
+    )
+    live = dataset_64.root / LIVE_DIR
+    assert is_checkpoint(live) and call(app, "GET", "/api/frame/2/prediction.png")[0] == 200
+    kept = snapshot(live)
+
+    # Every annotated frame emptied ("nothing to look at"): the refit has nothing to learn.
+    store = AnnotationStore(dataset_64)
+    for frame in store.annotated():
+        store.save(frame, [])
+    app.live.request_refit()
+    assert app.live.wait(60)
+    status = app.state()["predictor"]
+    assert status["state"] == "ready" and status["version"] == 1 and status["refits"] == 1
+    assert "has a click" in status["error"]
+    assert snapshot(live) == kept
+    assert [p.name for p in live.parent.iterdir()] == ["live"]  # no temporary left behind
+    assert call(app, "GET", "/api/frame/2/prediction.png")[0] == 200
+
+    # A new session starts from the predictor the last one refitted.
+    again = AnnotationApp(dataset_64, 4, refit=RefitConfig(every=2, **TINY_REFIT))
+    assert again.state()["predictor"]["source"] == "refit"
+
+
+def test_a_refit_asked_for_while_one_runs_queues_exactly_one_more(dataset_64):
+    from saliency_rl.saliency.live_predictor import RefitConfig
+
+    app = AnnotationApp(dataset_64, 3, refit=RefitConfig(every=0, **TINY_REFIT))
+    put(app, 0, [(20.5, 30.5)])
+    for _ in range(4):
+        app.live.request_refit()
+    assert app.live.status()["state"] == "fitting"
+    assert app.live.wait(60)
+    status = app.live.status()
+    assert (status["refits"], status["version"], status["error"]) == (2, 2, None)
+
+
+def test_with_suggest_the_page_offers_the_frames_the_predictor_is_least_sure_about(
+    dataset_64, fitted_predictor_64
+):
+    from saliency_rl.saliency.annotations import suggest_frames
+    from saliency_rl.saliency.live_predictor import RefitConfig
+    from saliency_rl.saliency.predictor import SaliencyPredictor
+    from saliency_rl.saliency.uncertainty import map_entropy, uncertainty_of, walk_order
+
+    predictor = SaliencyPredictor.load(fitted_predictor_64, device="cpu")
+    app = AnnotationApp(
+        dataset_64, 5, suggest=True, predictor=fitted_predictor_64, refit=RefitConfig(every=0)
+    )
+    # New frames: chosen by the predictor's uncertainty (and coverage), not coverage alone.
+    assert app.frames == suggest_frames(dataset_64, 5, [], uncertainty_of(predictor, dataset_64))
+    maps = predictor.predict_uint8(dataset_64.frames(app.frames, ["rgb"])["rgb"]) / 255.0
+    scores = map_entropy(maps)
+    state = app.state()
+    assert state["order"] == walk_order([False] * 5, scores.tolist())
+    assert state["order"] == sorted(range(5), key=lambda k: -scores[k])
+    assert state["resume"] == state["order"][0]
+    last = state["order"][-1]
+    put(app, last, [(3.0, 4.0)])
+    state = app.state()
+    assert state["order"][0] == last and state["resume"] == state["order"][1]
+    # Without suggest, the selection's own order.
+    plain = AnnotationApp(dataset_64, 5, predictor=fitted_predictor_64, refit=RefitConfig(every=0))
+    assert plain.state()["order"] == list(range(5))
+
+
+def test_cli_names_a_bad_predictor_or_refit_option_in_one_line(
+    fake_dataset, tiny_predictor_64, capsys
+):
+    root = str(fake_dataset.root)
+    assert main(["annotate", root, "--predictor", str(tiny_predictor_64)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "takes 3-channel 64x64 frames" in err and "32x32" in err and "\n" not in err
+    assert main(["annotate", root, "--predictor", root]) == 2
+    assert "is a dataset, not a saliency predictor" in capsys.readouterr().err
+    assert main(["annotate", root, "--oracle", "--refit-every", "3"]) == 2
+    assert "--refit-every is only used by the web page" in capsys.readouterr().err
+    for flag, value in (("--refit-every", "-1"), ("--refit-steps", "0"), ("--refit-steps", "x")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["annotate", root, flag, value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert flag in err and "\n" not in err

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +32,9 @@ from saliency_rl.saliency.maps import click_sigma, clicks_to_map
 
 FRAME_FILE = re.compile(r"^frame_(\d{8})\.json$")
 ORACLE = "oracle"  # the annotator name of the oracle's clicks; any other name is a person
+
+Uncertainty = Callable[[Sequence[int]], np.ndarray]
+"""``frames -> scores``, higher where a predictor is less sure (``uncertainty.uncertainty_of``)."""
 
 
 @dataclass(frozen=True)
@@ -75,23 +78,36 @@ class AnnotationStore:
                 f"{path} is damaged ({error}); delete it to choose frames anew"
             ) from None
 
-    def select(self, count: int, seed: int = 0, suggest: bool = False) -> list[int]:
+    def select(
+        self,
+        count: int,
+        seed: int = 0,
+        suggest: bool = False,
+        uncertainty: Uncertainty | None = None,
+    ) -> list[int]:
         """Choose ``count`` frames, spread over the dataset (or, with ``suggest``, the frames
-        that cover it best), keeping any earlier selection; ``selection.json`` is written
-        only when the selection grows."""
-        chosen = self.plan_selection(count, seed, suggest)
+        that cover it best, or that a predictor is least sure about), keeping any earlier
+        selection; ``selection.json`` is written only when the selection grows."""
+        chosen = self.plan_selection(count, seed, suggest, uncertainty)
         if len(chosen) > len(self.selection()):
             self.write_selection(chosen, seed)
         return chosen
 
-    def plan_selection(self, count: int, seed: int = 0, suggest: bool = False) -> list[int]:
+    def plan_selection(
+        self,
+        count: int,
+        seed: int = 0,
+        suggest: bool = False,
+        uncertainty: Uncertainty | None = None,
+    ) -> list[int]:
         """The frames ``select`` would choose, without writing anything.
 
         Frames are drawn one per equal slice of the global frame order (so every part of
         every episode is represented), at a seeded random position within the slice. With
         ``suggest`` they are the greedy k-center cover of the frames instead (see
         :func:`suggest_frames`): each next frame the one least like every frame chosen so
-        far, so that few clicks show the predictor every kind of frame (poses, positions).
+        far, so that few clicks show the predictor every kind of frame (poses, positions);
+        given ``uncertainty`` (a predictor exists), the least sure of those least alike.
         """
         total = self.dataset.num_frames
         if count < 1:
@@ -108,7 +124,7 @@ class AnnotationStore:
         if len(chosen) >= count:
             return chosen[:count]
         if suggest:
-            return suggest_frames(self.dataset, count, chosen)
+            return suggest_frames(self.dataset, count, chosen, uncertainty, seed)
         rng = np.random.default_rng(seed)
         edges = np.linspace(0, total, count + 1).astype(np.int64)
         candidates = [
@@ -224,12 +240,31 @@ def frame_features(dataset: Dataset) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def suggest_frames(dataset: Dataset, count: int, chosen: Sequence[int] = ()) -> list[int]:
+UNCERTAINTY_CANDIDATES = 2000
+"""With a predictor, new frames are drawn from at most this many (a seeded random subset of
+the frames not chosen), so suggesting does not predict a whole large dataset."""
+
+
+def suggest_frames(
+    dataset: Dataset,
+    count: int,
+    chosen: Sequence[int] = (),
+    uncertainty: Uncertainty | None = None,
+    seed: int = 0,
+) -> list[int]:
     """``chosen`` extended to ``count`` frames by greedy k-center on :func:`frame_features`:
     each next frame is the one farthest from its nearest chosen frame (the first, with none
-    chosen, the frame nearest the dataset's mean frame). Deterministic."""
+    chosen, the frame nearest the dataset's mean frame).
+
+    With ``uncertainty`` (a predictor exists), each next frame is instead the candidate with
+    the largest uncertainty x distance to its nearest chosen frame: the predictor's least sure
+    frame, but not a near copy of one already chosen (consecutive frames of an episode are
+    about equally uncertain). Candidates are :data:`UNCERTAINTY_CANDIDATES` frames drawn with
+    ``seed``. Deterministic for a seed."""
     features = frame_features(dataset)
     chosen = [int(f) for f in chosen]
+    if uncertainty is not None:
+        return _suggest_uncertain(features, count, chosen, uncertainty, seed)
     if not chosen:
         chosen = [int(np.argmin(((features - features.mean(axis=0)) ** 2).sum(axis=1)))]
     nearest = np.full(len(features), np.inf, np.float32)
@@ -239,6 +274,31 @@ def suggest_frames(dataset: Dataset, count: int, chosen: Sequence[int] = ()) -> 
         frame = int(np.argmax(nearest))
         chosen.append(frame)
         nearest = np.minimum(nearest, ((features - features[frame]) ** 2).sum(axis=1))
+    return chosen
+
+
+def _suggest_uncertain(
+    features: np.ndarray, count: int, chosen: list[int], uncertainty: Uncertainty, seed: int
+) -> list[int]:
+    free = np.setdiff1d(np.arange(len(features)), np.array(chosen, dtype=np.int64))
+    size = max(UNCERTAINTY_CANDIDATES, count - len(chosen))
+    if len(free) > size:
+        free = np.sort(np.random.default_rng(seed).choice(free, size=size, replace=False))
+    scores = np.asarray(uncertainty(free.tolist()), dtype=np.float64)
+    if scores.shape != free.shape:
+        raise ValueError(f"uncertainty gave {scores.shape} scores for {len(free)} frames")
+    nearest = np.full(len(free), np.inf)
+    for frame in chosen:
+        nearest = np.minimum(nearest, ((features[free] - features[frame]) ** 2).sum(axis=1))
+    taken = np.zeros(len(free), bool)
+    while len(chosen) < count:
+        # With nothing chosen yet every distance is infinite: the least sure frame comes first.
+        gain = scores if not chosen else scores * nearest
+        gain = np.where(taken, -np.inf, gain)
+        i = int(np.argmax(gain))
+        taken[i] = True
+        chosen.append(int(free[i]))
+        nearest = np.minimum(nearest, ((features[free] - features[free[i]]) ** 2).sum(axis=1))
     return chosen
 
 

@@ -8,6 +8,13 @@ Routes (``k`` is a frame's position in the selection, 0-based; answers are JSON 
     GET /api/frame/<k>/image.png   the frame as a PNG at its stored resolution
     GET /api/frame/<k>/clicks      its stored clicks
     PUT /api/frame/<k>/clicks      replace them: {"clicks": [{"x": 12.5, "y": 3.25}, ...]}
+    GET /api/frame/<k>/prediction.png    the current predictor's map of it, 8-bit grey PNG
+    GET /api/frame/<k>/suggested_clicks  that map's peaks as clicks, for the page to accept
+
+The state also says which predictor is current (``LivePredictor.status``) and the order the
+page offers the frames in (``uncertainty.walk_order``: with ``suggest`` and a predictor, the
+frames it is least sure about first). The prediction routes only read: clicks are written by
+PUT alone, so a predicted map becomes clicks only when the person accepts it on the page.
 
 Safety: routes are a fixed table, so no part of a request names a file; every request is
 validated (frame position, coordinates inside the image, payload size and shape, JSON) and
@@ -44,7 +51,10 @@ from PIL import Image
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.errors import DatasetError, SaliencyRLError
 from saliency_rl.saliency.annotations import ORACLE, AnnotationStore, Click, now
+from saliency_rl.saliency.live_predictor import LivePredictor, RefitConfig
 from saliency_rl.saliency.maps import click_sigma
+from saliency_rl.saliency.predicted_clicks import SUGGEST_THRESHOLD, clicks_from_map
+from saliency_rl.saliency.uncertainty import map_entropy, uncertainty_of, walk_order
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted (413 above): 100 clicks take about 4 KiB."""
@@ -60,7 +70,9 @@ _STATIC = {
     "/static/annotate.js": ("annotate.js", "text/javascript; charset=utf-8"),
     "/static/annotate.css": ("annotate.css", "text/css; charset=utf-8"),
 }
-_FRAME_ROUTE = re.compile(r"/api/frame/(\d{1,9})/(image\.png|clicks)")
+_FRAME_ROUTE = re.compile(
+    r"/api/frame/(\d{1,9})/(image\.png|clicks|prediction\.png|suggested_clicks)"
+)
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 _SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
@@ -182,9 +194,14 @@ class AnnotationApp:
         seed: seed of a new selection.
         annotator: name stored with every new click.
         suggest: choose new frames by coverage of the dataset (greedy k-center,
-            ``AnnotationStore.plan_selection``), the most informative first.
+            ``AnnotationStore.plan_selection``), the most informative first; once a
+            predictor exists, new frames and the order of the frames without clicks go by
+            where it is least sure (``saliency.uncertainty``).
         loopback_only: refuse requests whose Host header does not name this machine
             (set when the server listens on a loopback address).
+        predictor: a predictor checkpoint whose maps the page shows from the start.
+        refit: when and how to refit the predictor on the annotated frames
+            (``LivePredictor``); the default refits every 5 newly annotated frames.
     """
 
     def __init__(
@@ -196,19 +213,30 @@ class AnnotationApp:
         annotator: str | None = None,
         suggest: bool = False,
         loopback_only: bool = True,
+        predictor: str | Path | None = None,
+        refit: RefitConfig | None = None,
     ) -> None:
         if "rgb" not in dataset.fields:
             raise DatasetError(f"dataset {dataset.root} has no rgb field: there is nothing to show")
         self.dataset = dataset
         self.store = AnnotationStore(dataset)
-        self.frames = self.store.select(count, seed, suggest)
         self.annotator = _check_annotator(annotator or default_annotator())
+        self.live = LivePredictor(dataset, predictor, refit)
+        self.suggest = suggest
+        _, start = self.live.current()
+        uncertainty = uncertainty_of(start, dataset) if suggest and start is not None else None
+        self.frames = self.store.select(count, seed, suggest, uncertainty)
         self.height, self.width = dataset.image_size
         self.sigma = click_sigma(self.height, self.width)
         self.loopback_only = loopback_only
         # The dataset's episode cache and the read-modify-write of PUT are not thread-safe.
         self._lock = threading.Lock()
         self._png: dict[int, bytes] = {}
+        # Maps of the current predictor, uint8 (H, W) per position; emptied on a new one.
+        self._maps: dict[int, np.ndarray] = {}
+        self._maps_version = 0
+        self._maps_lock = threading.Lock()
+        self.live.annotated_changed(len(self.store.annotated()))
         static = resources.files("saliency_rl.saliency.web") / "static"
         self._static = {
             route: ((static / name).read_bytes(), kind) for route, (name, kind) in _STATIC.items()
@@ -259,6 +287,14 @@ class AnnotationApp:
         if what == "image.png":
             _allow(method, "GET")
             return 200, [("Content-Type", "image/png")], self.image_png(position)
+        if what == "prediction.png":
+            _allow(method, "GET")
+            version, saliency = self.prediction(position)
+            headers = [("Content-Type", "image/png"), ("X-Predictor-Version", str(version))]
+            return 200, headers, _encode_png(saliency[None])
+        if what == "suggested_clicks":
+            _allow(method, "GET")
+            return _json(200, self.suggested_clicks(position))
         _allow(method, "GET", "PUT")
         if method == "GET":
             return _json(200, self.frame_record(position))
@@ -285,6 +321,7 @@ class AnnotationApp:
             counts = [len(self.store.clicks(f)) for f in self.frames]
             located = [self.dataset.locate(f) for f in self.frames]
         done = [n > 0 for n in counts]
+        order = walk_order(done, self._uncertainty() if self.suggest else None)
         return {
             "dataset": self.dataset.root.name,
             "env_spec": self.dataset.env_spec,
@@ -298,8 +335,10 @@ class AnnotationApp:
             ],
             "done": sum(done),
             "total": len(self.frames),
+            "order": order,
             # Reopening resumes at the first frame without clicks (the first, when all are done).
-            "resume": done.index(False) if False in done else 0,
+            "resume": next((k for k in order if not done[k]), order[0]),
+            "predictor": self.live.status(),
         }
 
     def frame_record(self, position: int) -> dict:
@@ -337,9 +376,66 @@ class AnnotationApp:
             else:
                 self.store.delete(frame)
             done = sum(bool(self.store.clicks(f)) for f in self.frames)
+            annotated = len(self.store.annotated())
+        self.live.annotated_changed(annotated)
         record = self.frame_record(position)
-        record.update(done=done, total=len(self.frames))
+        record.update(done=done, total=len(self.frames), predictor=self.live.status())
         return record
+
+    # ------------------------------------------------------------------ the predictor
+    def _predict(self, positions: list[int]) -> tuple[int, dict[int, np.ndarray]]:
+        """(version, {position: uint8 map}) of the current predictor; RequestError (404)
+        when there is none yet."""
+        version, predictor = self.live.current()
+        if predictor is None:
+            every = self.live.refit.every
+            when = (
+                f"one is fitted after {every} frames are annotated" if every else "refits are off"
+            )
+            raise RequestError(
+                404,
+                f"there is no saliency predictor yet ({when}); give one with "
+                "`annotate --predictor CKPT`",
+            )
+        with self._maps_lock:
+            if version != self._maps_version:
+                self._maps, self._maps_version = {}, version
+            missing = [k for k in positions if k not in self._maps]
+            if missing:
+                with self._lock:
+                    rgb = self.dataset.frames([self.frames[k] for k in missing], ["rgb"])["rgb"]
+                maps = predictor.predict_uint8(rgb)  # (n, H, W)
+                self._maps.update(zip(missing, maps, strict=True))
+            return version, {k: self._maps[k] for k in positions}
+
+    def prediction(self, position: int) -> tuple[int, np.ndarray]:
+        """(version, uint8 (H, W) map) of the current predictor on the frame at ``position``."""
+        version, maps = self._predict([position])
+        return version, maps[position]
+
+    def suggested_clicks(self, position: int) -> dict:
+        """The current predictor's map of a frame as clicks (``clicks_from_map``); stores
+        nothing: the page sends them back with PUT if the person accepts them."""
+        version, saliency = self.prediction(position)
+        points = clicks_from_map(saliency.astype(np.float32) / 255.0, self.sigma)
+        return {
+            "position": position,
+            "frame": self.frames[position],
+            "version": version,
+            "threshold": SUGGEST_THRESHOLD,
+            "clicks": [{"x": x, "y": y} for x, y in points],
+        }
+
+    def _uncertainty(self) -> list[float] | None:
+        """Mean entropy of the current predictor's map of each position; None without one."""
+        if self.live.current()[1] is None:
+            return None
+        try:
+            _, maps = self._predict(list(range(len(self.frames))))
+        except RequestError:  # the predictor went away meanwhile: coverage order
+            return None
+        stacked = np.stack([maps[k] for k in range(len(self.frames))]).astype(np.float32)
+        return map_entropy(stacked / 255.0).tolist()
 
 
 def _allow(method: str, *allowed: str) -> None:
@@ -426,6 +522,8 @@ def make_server(
     port: int = DEFAULT_PORT,
     annotator: str | None = None,
     suggest: bool = False,
+    predictor: str | Path | None = None,
+    refit: RefitConfig | None = None,
 ) -> AnnotationServer:
     """Open the dataset, choose the frames and bind the server (it does not serve yet).
 
@@ -436,14 +534,24 @@ def make_server(
         host: address to listen on; 127.0.0.1 keeps the page to this machine.
         port: TCP port; 0 picks a free one (read it back from ``server.url``).
         annotator: name stored with the clicks; the login name when None.
-        suggest: choose new frames by coverage (``AnnotationApp``).
+        suggest: choose new frames by coverage, then by the predictor's uncertainty
+            (``AnnotationApp``).
+        predictor: a predictor checkpoint whose maps the page offers from the start.
+        refit: when and how to refit the predictor (``RefitConfig``; every 5 frames).
     """
     if not 0 <= port <= 65535:
         raise SaliencyRLError(f"port {port} is not valid: give 1 to 65535, or 0 for any free port")
     dataset = Dataset.open(dataset_path)
     loopback = _is_loopback(host)
     app = AnnotationApp(
-        dataset, count, seed=seed, annotator=annotator, suggest=suggest, loopback_only=loopback
+        dataset,
+        count,
+        seed=seed,
+        annotator=annotator,
+        suggest=suggest,
+        loopback_only=loopback,
+        predictor=predictor,
+        refit=refit,
     )
     server_class = _AnnotationServer6 if ":" in host else AnnotationServer
     try:
@@ -467,7 +575,8 @@ def start_server(dataset_path: str | Path, count: int = 10, **options: Any) -> A
 def serve_annotation(dataset_path: str | Path, count: int = 10, **options: Any) -> int:
     """Serve the annotation page, print its address, and return at Ctrl-C.
 
-    Arguments as ``make_server`` (``seed``, ``host``, ``port``, ``annotator``). Every click
+    Arguments as ``make_server`` (``seed``, ``host``, ``port``, ``annotator``, ``suggest``,
+    ``predictor``, ``refit``). Every click
     is saved as it is made, so stopping loses nothing. Returns the number of selected frames
     that have clicks.
     """
@@ -479,6 +588,20 @@ def serve_annotation(dataset_path: str | Path, count: int = 10, **options: Any) 
         f"({state['done']} done); open {server.url}  (Ctrl-C to stop)",
         flush=True,
     )
+    predictor = state["predictor"]
+    if predictor["available"] or predictor["refit_every"]:
+        shown = (
+            f"showing the maps of a predictor ({predictor['source']})"
+            if predictor["available"]
+            else "no predictor yet"
+        )
+        every = predictor["refit_every"]
+        refits = (
+            f"refitted every {every} newly annotated frames into {app.live.live_dir}"
+            if every
+            else "never refitted"
+        )
+        print(f"{shown}, {refits}", flush=True)
     if not app.loopback_only:
         print(
             f"warning: listening on {server.server_address[0]}: anyone who can reach this machine can change the "

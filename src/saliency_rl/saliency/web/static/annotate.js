@@ -1,11 +1,15 @@
 // The annotation page: one frame at a time; a click adds a Gaussian to the heat map at once,
 // and every change is sent to the server at once (PUT replaces the frame's clicks), so a
 // closed tab loses nothing. Plain JS, no frameworks: the page must work offline.
+// When the server has a saliency predictor, its map is shown in blue beside the person's
+// red-yellow heat, and Accept turns it into clicks; nothing predicted is stored until then.
 "use strict";
 
 const MIN_DISPLAY_PX = 256; // the frame is shown at least this large, scaled by an integer
 const HEAT_ALPHA = 0.6; // as saliency.overlay: red-yellow heat, blended at 0.6 x map value
 const RETRY_MS = 2000;
+const POLL_MS = 1000; // how often the state is asked for while a refit runs
+const REMOVE_PX = 10; // a right- or shift-click this close to a point (display px) removes it
 
 const ui = {};
 const app = {
@@ -14,6 +18,7 @@ const app = {
   sigma: 0,
   maxClicks: 100,
   frames: [], // per position: {frame, episode, step} from /api/state
+  order: [], // positions in the order the page offers them (the server's walk order)
   counts: [], // per position: number of clicks (a frame is done when > 0)
   clicks: [], // per position: [{x, y, sigma}] in image pixels once loaded, else null
   history: [], // per position: earlier click lists, for undo
@@ -22,6 +27,10 @@ const app = {
   shown: -1, // the position whose image and clicks are on the canvas
   showHeat: true,
   heat: document.createElement("canvas"), // the map at image resolution, scaled up by draw()
+  predictor: { available: false, version: 0, state: "none" }, // the server's status
+  showPrediction: true,
+  predictions: new Map(), // "version:position" -> Promise<{heat: canvas, clicks: [{x, y}]}>
+  polling: false,
 };
 const saver = { pending: new Map(), busy: false, error: null };
 
@@ -69,6 +78,7 @@ async function pump() {
       });
       if (!saver.pending.has(k)) app.counts[k] = record.clicks.length;
       saver.error = null;
+      onPredictor(record.predictor);
     } catch (error) {
       if (error.status && error.status < 500) {
         // Refused: sending it again would not help. Show what the server holds instead.
@@ -126,7 +136,7 @@ async function loadClicks(k) {
 }
 
 async function go(k) {
-  if (k < 0 || k >= app.frames.length) return;
+  if (!(k >= 0 && k < app.frames.length)) return;
   app.current = k;
   app.shown = -1; // no clicks until this frame is on the canvas
   updateProgress();
@@ -135,20 +145,166 @@ async function go(k) {
     if (app.current !== k) return; // the person moved on meanwhile
     app.img = img;
     app.shown = k;
+    app.predicted = null; // until this frame's prediction has loaded
     draw();
     document.body.dataset.frame = String(k);
+    showPrediction(k);
   } catch (error) {
     setStatus("error", error.message);
   }
-  if (k + 1 < app.frames.length) image(k + 1).catch(() => {}); // next is the usual way
+  const next = app.order[app.order.indexOf(k) + 1];
+  if (next !== undefined) image(next).catch(() => {}); // next is the usual way
+}
+
+function step(delta) {
+  // Previous and next in the page's order (the server's suggestion), not by position.
+  return go(app.order[app.order.indexOf(app.current) + delta]);
 }
 
 function nextUnannotated() {
-  const n = app.frames.length;
-  for (let step = 1; step <= n; step++) {
-    const k = (app.current + step) % n;
+  const n = app.order.length;
+  const at = app.order.indexOf(app.current);
+  for (let i = 1; i <= n; i++) {
+    const k = app.order[(at + i) % n];
     if (!app.counts[k]) return go(k);
   }
+}
+
+// ---------------------------------------------------------------------- the predictor
+function onPredictor(status) {
+  if (!status) return;
+  const changed = status.version !== app.predictor.version;
+  app.predictor = status;
+  updatePredictorUi();
+  if (changed) {
+    app.predictions.clear();
+    refreshOrder(); // a new predictor may be least sure about other frames
+    if (app.shown >= 0) showPrediction(app.shown);
+  }
+  if (status.state === "fitting" && !app.polling) poll();
+}
+
+async function poll() {
+  app.polling = true;
+  try {
+    while (app.predictor.state === "fitting") {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      try {
+        onPredictor((await api("/api/state")).predictor);
+      } catch {
+        // the server is away for a moment: ask again
+      }
+    }
+  } finally {
+    app.polling = false;
+  }
+}
+
+async function refreshOrder() {
+  let state;
+  try {
+    state = await api("/api/state");
+  } catch {
+    return;
+  }
+  // What the person has walked through stays; the rest follows the server's newest order.
+  const walked = app.order.slice(0, app.order.indexOf(app.current) + 1);
+  app.order = walked.concat(state.order.filter((k) => !walked.includes(k)));
+  buildDots();
+  updateProgress();
+}
+
+function prediction(k) {
+  const key = `${app.predictor.version}:${k}`;
+  if (!app.predictions.has(key)) {
+    const load = Promise.all([
+      new Promise((resolve, reject) => {
+        const img = new Image();
+        img.onload = () => resolve(img);
+        img.onerror = () => reject(new Error(`the prediction of frame ${k + 1} did not load`));
+        img.src = `/api/frame/${k}/prediction.png?v=${app.predictor.version}`;
+      }),
+      api(`/api/frame/${k}/suggested_clicks`),
+    ]).then(([img, suggested]) => ({ heat: predictedHeat(img), clicks: suggested.clicks }));
+    load.catch(() => app.predictions.delete(key)); // try again next time
+    app.predictions.set(key, load);
+  }
+  return app.predictions.get(key);
+}
+
+function predictedHeat(img) {
+  // The grey PNG is the map (0..255); drawn in blue so it never reads as the person's heat.
+  const canvas = document.createElement("canvas");
+  canvas.width = app.W;
+  canvas.height = app.H;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const pixels = ctx.getImageData(0, 0, app.W, app.H);
+  for (let p = 0; p < app.W * app.H; p++) {
+    const value = pixels.data[4 * p] / 255;
+    pixels.data[4 * p] = 0;
+    pixels.data[4 * p + 1] = Math.round(160 + 95 * value);
+    pixels.data[4 * p + 2] = 255;
+    pixels.data[4 * p + 3] = Math.round(255 * HEAT_ALPHA * value);
+  }
+  ctx.putImageData(pixels, 0, 0);
+  return canvas;
+}
+
+async function showPrediction(k) {
+  app.predicted = null;
+  document.body.dataset.prediction = app.predictor.available ? "loading" : "none";
+  updatePredictorUi();
+  if (!app.predictor.available) return;
+  try {
+    const shown = await prediction(k);
+    if (app.shown !== k) return; // the person moved on meanwhile
+    app.predicted = shown;
+    draw();
+    document.body.dataset.prediction = app.showPrediction ? "shown" : "hidden";
+    document.body.dataset.predictionFrame = String(k);
+  } catch (error) {
+    document.body.dataset.prediction = "none";
+    setStatus("error", error.message);
+  }
+  updatePredictorUi();
+}
+
+function togglePrediction() {
+  app.showPrediction = !app.showPrediction;
+  ui.prediction.setAttribute("aria-pressed", String(app.showPrediction));
+  if (app.predicted) document.body.dataset.prediction = app.showPrediction ? "shown" : "hidden";
+  draw();
+}
+
+function accept() {
+  // The predicted points join the frame's clicks (a person's clicks are never dropped);
+  // the normal save then stores them, and Undo takes them back.
+  if (!app.predicted || app.shown < 0) return;
+  change((clicks) => {
+    const have = new Set(clicks.map((c) => `${c.x},${c.y}`));
+    const added = app.predicted.clicks
+      .filter((c) => !have.has(`${c.x},${c.y}`))
+      .map((c) => ({ x: c.x, y: c.y, sigma: app.sigma }));
+    if (!added.length) return clicks;
+    return [...clicks, ...added].slice(0, app.maxClicks);
+  });
+}
+
+function updatePredictorUi() {
+  const p = app.predictor;
+  ui.prediction.disabled = !p.available;
+  ui.accept.disabled = !app.predicted || !app.predicted.clicks.length;
+  let text = "no predictor";
+  if (p.available) {
+    const frames = p.frames ? ` on ${p.frames} frames` : "";
+    text = `predictor ${p.version}${frames}`;
+    if (app.predicted && !app.predicted.clicks.length) text += " · no confident point here";
+  }
+  if (p.state === "fitting") text += " · refitting…";
+  if (p.error) text += ` · last refit failed: ${p.error}`;
+  ui.predictorStatus.textContent = text;
+  document.body.dataset.predictorVersion = String(p.version);
 }
 
 // ---------------------------------------------------------------------- editing
@@ -167,7 +323,13 @@ function change(update) {
 }
 
 function addClick(event) {
-  if (event.button !== 0 || app.shown < 0) return;
+  if (app.shown < 0) return;
+  if (event.button === 2 || (event.button === 0 && event.shiftKey)) {
+    event.preventDefault();
+    removeClick(event);
+    return;
+  }
+  if (event.button !== 0) return;
   event.preventDefault();
   if (app.clicks[app.shown].length >= app.maxClicks) {
     setStatus("error", `at most ${app.maxClicks} clicks on one frame`);
@@ -178,6 +340,23 @@ function addClick(event) {
   const x = toImage((event.clientX - rect.left) / rect.width, app.W);
   const y = toImage((event.clientY - rect.top) / rect.height, app.H);
   change((clicks) => [...clicks, { x, y, sigma: app.sigma }]);
+}
+
+function removeClick(event) {
+  // The point nearest the pointer goes, if it is within REMOVE_PX on the screen.
+  const rect = ui.canvas.getBoundingClientRect();
+  const px = event.clientX - rect.left;
+  const py = event.clientY - rect.top;
+  let best = -1;
+  let bestDistance = REMOVE_PX;
+  app.clicks[app.shown].forEach((click, i) => {
+    const distance = Math.hypot(
+      (click.x / app.W) * rect.width - px,
+      (click.y / app.H) * rect.height - py,
+    );
+    if (distance <= bestDistance) [best, bestDistance] = [i, distance];
+  });
+  if (best >= 0) change((clicks) => clicks.filter((_, i) => i !== best));
 }
 
 function toImage(fraction, pixels) {
@@ -257,6 +436,8 @@ function draw() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (app.shown < 0 || !app.img) return;
   ctx.drawImage(app.img, 0, 0, canvas.width, canvas.height);
+  const predicted = app.showPrediction && app.predicted;
+  if (predicted) ctx.drawImage(app.predicted.heat, 0, 0, canvas.width, canvas.height);
   const clicks = app.clicks[app.shown];
   if (app.showHeat && clicks.length) {
     const map = saliencyMap(clicks, app.H, app.W);
@@ -285,6 +466,17 @@ function draw() {
     ctx.strokeStyle = i === clicks.length - 1 ? "#f5a524" : "#ffffff";
     ctx.stroke();
   });
+  // The points Accept would add: dashed, so they never pass for stored clicks.
+  if (!predicted) return;
+  ctx.setLineDash([3 * dpr, 3 * dpr]);
+  for (const click of app.predicted.clicks) {
+    ctx.beginPath();
+    ctx.arc((click.x / app.W) * canvas.width, (click.y / app.H) * canvas.height, 6 * dpr, 0, 7);
+    ctx.lineWidth = 1.5 * dpr;
+    ctx.strokeStyle = "#4fd1ff";
+    ctx.stroke();
+  }
+  ctx.setLineDash([]);
 }
 
 function updateProgress() {
@@ -294,15 +486,29 @@ function updateProgress() {
   ui.counter.textContent = `${done}/${n}`;
   document.title = `${done}/${n} · saliency-rl annotate`;
   const info = app.frames[k];
-  ui.position.textContent = `frame ${k + 1} of ${n}`;
+  const at = app.order.indexOf(k);
+  ui.position.textContent = `frame ${at + 1} of ${n}`;
   ui.origin.textContent = `#${info.frame} · episode ${info.episode}, step ${info.step}`;
   const count = app.counts[k];
   ui.clickCount.textContent = count === 1 ? "1 click" : `${count} clicks`;
-  ui.prev.disabled = k === 0;
-  ui.next.disabled = k === n - 1;
+  ui.prev.disabled = at === 0;
+  ui.next.disabled = at === n - 1;
   Array.from(ui.dots.children).forEach((dot, i) => {
-    dot.classList.toggle("done", app.counts[i] > 0);
-    dot.classList.toggle("current", i === k);
+    dot.classList.toggle("done", app.counts[app.order[i]] > 0);
+    dot.classList.toggle("current", app.order[i] === k);
+  });
+}
+
+function buildDots() {
+  // One dot per frame, in the page's order; each names its frame's place in that order.
+  ui.dots.replaceChildren();
+  app.order.forEach((k, i) => {
+    const dot = document.createElement("li");
+    dot.textContent = String(i + 1);
+    dot.title = `frame ${i + 1}`;
+    dot.dataset.position = String(k);
+    dot.addEventListener("click", () => go(k));
+    ui.dots.appendChild(dot);
   });
 }
 
@@ -321,11 +527,13 @@ function onKey(event) {
     z: undo,
     c: clear,
     h: toggleHeat,
+    p: togglePrediction,
+    y: accept,
     n: nextUnannotated,
-    a: () => go(app.current - 1),
-    arrowleft: () => go(app.current - 1),
-    d: () => go(app.current + 1),
-    arrowright: () => go(app.current + 1),
+    a: () => step(-1),
+    arrowleft: () => step(-1),
+    d: () => step(1),
+    arrowright: () => step(1),
   };
   if (actions[key]) {
     event.preventDefault();
@@ -345,6 +553,9 @@ async function init() {
     undo: document.getElementById("undo"),
     clear: document.getElementById("clear"),
     heat: document.getElementById("heat"),
+    prediction: document.getElementById("prediction"),
+    accept: document.getElementById("accept"),
+    predictorStatus: document.getElementById("predictor-status"),
   });
   let state;
   try {
@@ -357,6 +568,7 @@ async function init() {
   app.sigma = state.sigma;
   app.maxClicks = state.max_clicks;
   app.frames = state.frames;
+  app.order = state.order;
   app.counts = state.frames.map((f) => f.clicks);
   app.clicks = state.frames.map(() => null);
   app.history = state.frames.map(() => []);
@@ -364,21 +576,19 @@ async function init() {
   app.heat.height = app.H;
   ui.dataset.textContent = `${state.env_spec} · ${state.dataset} · ${app.W}×${app.H}`;
   ui.annotator.textContent = state.annotator;
-  state.frames.forEach((_, i) => {
-    const dot = document.createElement("li");
-    dot.textContent = String(i + 1);
-    dot.title = `frame ${i + 1}`;
-    dot.addEventListener("click", () => go(i));
-    ui.dots.appendChild(dot);
-  });
+  buildDots();
+  app.predictor = state.predictor;
+  updatePredictorUi();
 
   ui.canvas.addEventListener("pointerdown", addClick);
   ui.canvas.addEventListener("contextmenu", (event) => event.preventDefault());
-  ui.prev.addEventListener("click", () => go(app.current - 1));
-  ui.next.addEventListener("click", () => go(app.current + 1));
+  ui.prev.addEventListener("click", () => step(-1));
+  ui.next.addEventListener("click", () => step(1));
   ui.undo.addEventListener("click", undo);
   ui.clear.addEventListener("click", clear);
   ui.heat.addEventListener("click", toggleHeat);
+  ui.prediction.addEventListener("click", togglePrediction);
+  ui.accept.addEventListener("click", accept);
   document.addEventListener("keydown", onKey);
   window.addEventListener("resize", layout);
   window.addEventListener("beforeunload", (event) => {
@@ -390,6 +600,7 @@ async function init() {
 
   setStatus("saved", "all changes saved");
   layout();
+  if (app.predictor.state === "fitting") poll();
   await go(state.resume);
 }
 
