@@ -44,6 +44,14 @@ def test_the_verdict_is_the_two_arms_own_evaluations(tiny_demo):
     assert markdown.index("## Verdict") < markdown.index("## Results")
     assert verdict["sentence"] in markdown
     assert "paired evaluation episodes" in markdown
+    # One line on how much of the state the frozen encoder carries, beside raw pixels.
+    probe = json.loads((tiny_demo / "probe.json").read_text())
+    assert "## Encoder probe" in markdown
+    if "skipped" not in probe:
+        assert f"held-out R² {probe['encoder_r2']:.2f}" in markdown
+        assert f"raw pixels {probe['pixels_r2']:.2f}" in markdown
+    else:
+        assert "at least 3 episodes" in probe["skipped"]
 
 
 @pytest.mark.slow

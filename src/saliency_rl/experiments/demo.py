@@ -71,6 +71,8 @@ STAGE_KEYS = (
 """Short names of the stages, for ``until``."""
 STATE_FILE = "demo.json"
 VERDICT_FILE = "verdict.json"
+PROBE_FILE = "probe.json"
+"""The report's encoder probe (``DemoRun._probe_line``), computed once."""
 LEARNERS = ("bc", "sac")
 CLIP_HEIGHT = 128  # pixels of the report's GIF clips (the frame and its saliency beside it)
 CLIP_EVERY = 2  # every 2nd frame of the evaluation video goes into the clip
@@ -257,7 +259,7 @@ class DemoConfig:
             * self.pretrain_batch / 32 * (1 if self.multimae_overrides else 6),
             STAGES[5]: train,
             STAGES[6]: evaluate,
-            STAGES[7]: 10.0,
+            STAGES[7]: 10.0 + steps * 0.02,  # the report, and the encoder probe on the dataset
         }  # fmt: skip
 
 
@@ -696,9 +698,47 @@ class Demo:
             list(self.arm_dirs.values()), self.report_dir,
             title=f"saliency-rl demo: {c.learner.upper()} on {c.env_spec}, "
             f"{c.arms[0]} against {c.arms[1]}",
-            notes={"Verdict": verdict.text(), "Demo": self._notes()},
+            notes={"Verdict": verdict.text(), "Encoder probe": self._probe_line(),
+                   "Demo": self._notes()},
         )  # fmt: skip
         return f"{verdict.sentence}\n      {index}"
+
+    def _probe_line(self) -> str:
+        """One line: how much of the state the arms' frozen encoder carries (held-out R² of
+        MLP probes, experiments.probe), beside 16x16 raw pixels; written once to
+        OUT/probe.json."""
+        from saliency_rl.errors import SaliencyRLError
+        from saliency_rl.experiments.probe import load_encoder, probe
+
+        file = self.out / PROBE_FILE
+        result = _read(file)
+        if result is None:
+            name = self.config.encoder_of(self.config.arms[0])
+            result = {"encoder": name}
+            try:
+                for key, spec in (("encoder_r2", f"multimae:{self.out / name}"),
+                                  ("pixels_r2", "pixels:16")):  # fmt: skip
+                    report = probe(self._dataset(), load_encoder(spec, self.device),
+                                   progress=False)  # fmt: skip
+                    result[key] = report["views"]["stack"]["mlp_mean"]
+                    result["quantities"] = len(report["quantities"])
+            except SaliencyRLError as error:  # e.g. too few episodes to hold some out
+                result = {"encoder": name, "skipped": str(error)}
+            atomic_write_json(file, result)
+        if "skipped" in result:
+            return f"probe skipped: {result['skipped']}"
+        if result.get("encoder_r2") is None or result.get("pixels_r2") is None:
+            return "probe: every quantity is constant on the held-out episodes"
+        gap = result["encoder_r2"] - result["pixels_r2"]
+        reading = (  # the frozen-encoder issue's bar: 0.15 above raw pixels
+            "it holds what pixels do not" if gap >= 0.15 else "no more than raw pixels hold"
+        )
+        return (
+            f"the frozen encoder ({result['encoder']}) carries held-out R² "
+            f"{result['encoder_r2']:.2f} of the state ({result['quantities']} quantities, mean; "
+            f"MLP probe on 3-frame stacks, held-out episodes), 16x16 raw pixels "
+            f"{result['pixels_r2']:.2f}: {gap:+.2f}, {reading} (saliency-rl probe for more)"
+        )
 
     def _notes(self) -> str:
         c = self.config
