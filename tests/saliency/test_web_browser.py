@@ -166,40 +166,7 @@ def test_annotating_in_the_browser_stores_exactly_what_was_clicked(browser, fake
 
 
 # ---------------------------------------------------------------------- the predictor overlay
-@pytest.fixture(scope="module")
-def fitted_predictor_64(fake_dataset_64, tmp_path_factory):
-    """A tiny U-Net that has learnt fake:square's body (40 steps), so it offers points."""
-    from saliency_rl.saliency.fit import fit_predictor
-
-    out = tmp_path_factory.mktemp("fitted64") / "predictor"
-    fit_predictor(
-        fake_dataset_64,
-        out,
-        size="tiny",
-        steps=40,
-        batch_size=8,
-        lr=3e-3,
-        holdout_frames=[],
-        progress=False,
-        device="cpu",
-    )
-    return out
-
-
-@pytest.fixture
-def dataset_64(tmp_path):
-    from saliency_rl.data.collect import collect
-
-    return collect(
-        "fake:square",
-        tmp_path / "fake64",
-        episodes=2,
-        seed=1,
-        env_options={"image_size": 64, "episode_length": 10},
-        progress=False,
-    )
-
-
+# (fixtures fitted_predictor_64 and dataset_64: tests/saliency/conftest.py)
 def open_page(browser, server, errors):
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     page.on("pageerror", lambda error: errors.append(str(error)))
