@@ -44,6 +44,7 @@ import tempfile
 from pathlib import Path
 
 import dmc100k
+import numpy as np
 from machine_info import cpu_model, package_versions
 
 RESULTS = Path(__file__).parent / "results"
@@ -127,10 +128,12 @@ def cell_returns(args: argparse.Namespace) -> list[dict]:
             file = eval_path(path, condition)
             if not file.exists():
                 continue
-            value = json.loads(file.read_text())["return_mean"]
+            result = json.loads(file.read_text())
+            value = result["return_mean"]
             rows.append({
                 "task": task, "seed": seed, "mode": mode, "condition": condition_label(condition),
                 "return": value, "kept": value / clean if clean else None,
+                "episodes": [e["episode_return"] for e in result.get("per_episode", [])],
             })  # fmt: skip
     return rows
 
@@ -172,6 +175,28 @@ def summary(args: argparse.Namespace, rows: list[dict]) -> dict:
                 "kept": aggregate(mine, list(args.tasks), "kept"),
             }
     return {"cells": cells, "overall": overall}
+
+
+def paired_differences(args: argparse.Namespace, rows: list[dict]) -> dict[str, list]:
+    """Per condition and saliency mode: the return minus DrQ's over the same (task, seed,
+    episode seed) triples, and its 95 % bootstrap interval over those pairs
+    (experiments.verdict.paired_difference). With few seeds this is evaluation noise only:
+    it says nothing of another training seed."""
+    from saliency_rl.experiments.verdict import paired_difference
+
+    out = {}
+    for condition in map(condition_label, conditions(args)):
+        for mode in (m for m in args.modes if m != "rgb"):
+            pairs = []
+            for r in (r for r in rows if r["condition"] == condition and r["mode"] == mode):
+                drq = next((d for d in rows if d["mode"] == "rgb" and d["condition"] == condition
+                            and (d["task"], d["seed"]) == (r["task"], r["seed"])), None)  # fmt: skip
+                if drq is not None:
+                    pairs += list(zip(drq["episodes"], r["episodes"], strict=False))
+            if pairs:
+                base, mine = (np.array(x) for x in zip(*pairs, strict=True))
+                out[f"{condition}|{mode}"] = [*paired_difference(base, mine), len(pairs)]
+    return out
 
 
 def targets(args: argparse.Namespace, s: dict) -> list[str]:
@@ -244,6 +269,21 @@ def markdown(args: argparse.Namespace, r: dict) -> str:
             values.append("-" if agg is None else
                           f"{agg['iqm']:.0f} [{agg['iqm_ci95'][0]:.0f}, {agg['iqm_ci95'][1]:.0f}]")  # fmt: skip
         lines += ["| IQM [95 % CI] | " + " | ".join(values) + " |", ""]
+    if r["paired"]:
+        lines += ["## Saliency minus DrQ, paired episodes", "",
+                  "Return difference over the same (task, seed, episode seed) pairs, 95 % "
+                  "bootstrap interval over the pairs: evaluation noise only, not training-seed "
+                  "variance.", "",
+                  "| condition | " + " | ".join(m for m in modes if m != "rgb") + " |",
+                  "|---|" + "---:|" * (len(modes) - 1)]  # fmt: skip
+        for condition in map(condition_label, conditions(args)):
+            cells = []
+            for mode in (m for m in modes if m != "rgb"):
+                d = r["paired"].get(f"{condition}|{mode}")
+                cells.append("-" if d is None else
+                             f"{d[0]:+.0f} [{d[1]:+.0f}, {d[2]:+.0f}] ({d[3]} pairs)")  # fmt: skip
+            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+        lines.append("")
     lines += ["## Targets", "", *targets(args, s), ""]
     missing = r["missing"]
     if missing:
@@ -283,6 +323,7 @@ def report(args: argparse.Namespace) -> dict:
         "conditions": [condition_label(c) for c in conditions(args)],
         "sgqn_video_hard": SGQN_VIDEO_HARD,
         "summary": summary(args, rows),
+        "paired": paired_differences(args, rows),
         "missing": missing,
         "rows": rows,
     }
