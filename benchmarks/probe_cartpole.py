@@ -9,9 +9,15 @@ Stages, each skipped when its output exists (so the script resumes where it was 
 3. probe (saliency-rl probe's library function; 6 test episodes, 4 validation) pixels:16,
    the random-weight twin of the MAE, and each MAE checkpoint; newest frame and 3-frame stack.
 
+With ``--attention-steps`` it probes the self-supervised attention module instead
+(``pretrain-attention`` on the same frames, colour, 64x64, batch 32, its masked features
+pooled to 8x8; ``attention:CKPT``) after each budget, beside its random-weight twin and
+pixels:16 measured in the same run, into probe_cartpole_attention.{json,md}.
+
 Usage:
     python benchmarks/probe_cartpole.py [--work /tmp/probe_cartpole] [--steps 250 1000]
         [--out benchmarks/results]
+    python benchmarks/probe_cartpole.py --attention-steps 500 2000
 Writes probe_cartpole.json and probe_cartpole.md under --out after every probe.
 """
 
@@ -40,6 +46,9 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/probe_cartpole", help="datasets and runs")
     parser.add_argument("--steps", type=int, nargs="+", default=[250, 1000])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument(
+        "--attention-steps", type=int, nargs="+", help="probe the attention module instead"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     work, out = Path(args.work), Path(args.out)
@@ -50,6 +59,9 @@ def main() -> None:
             env_options={"preset": "dmc-100k", "image_size": 64}, progress=False,
         )  # fmt: skip
     dataset = Dataset.open(data_dir)
+    if args.attention_steps:
+        attention(dataset, work, out, sorted(args.attention_steps))
+        return
     results_file = out / "probe_cartpole.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {"probes": {}}
     mae = work / "mae_rgb"
@@ -83,11 +95,52 @@ def main() -> None:
         print(f"{label}: {report['views']['stack']['mlp_mean']}", flush=True)
 
 
-def markdown(results: dict) -> str:
+def attention(dataset: Dataset, work: Path, out: Path, steps: list[int]) -> None:
+    """The attention module's probes after each pretraining budget (each resumed from the
+    previous one), beside its random twin and pixels:16, into probe_cartpole_attention."""
+    from saliency_rl.pretrain.attention_pretrain import AttentionPretrainConfig, pretrain_attention
+
+    results_file = out / "probe_cartpole_attention.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {"probes": {}}
+    timings = results.setdefault("pretraining_seconds", {})
+    command = "python benchmarks/probe_cartpole.py --attention-steps " + " ".join(map(str, steps))
+    for budget in steps:
+        module = work / f"attention_{budget}"
+        if not (module / "config.json").exists():
+            previous = [b for b in steps if b < budget]
+            started = time.perf_counter()
+            if previous:  # continue the previous budget's module in a copy of it
+                import shutil
+
+                shutil.copytree(work / f"attention_{previous[-1]}", module)
+            config = AttentionPretrainConfig(batch_size=32, checkpoint_every=max(steps))
+            pretrain_attention(dataset.root, module, budget, config=config, resume=bool(previous),
+                               device="cpu", progress=False)  # fmt: skip
+            timings[str(budget)] = round(time.perf_counter() - started, 1)
+    first = work / f"attention_{steps[0]}"
+    encoders = {"pixels:16": "pixels:16", "random attention": f"attention-random:{first}"}
+    encoders |= {f"attention {b} steps": f"attention:{work / f'attention_{b}'}" for b in steps}
+    for label, spec in encoders.items():
+        if label in results["probes"]:
+            continue
+        started = time.perf_counter()
+        report = probe(dataset, load_encoder(spec), frame_stack=3, progress=False)
+        report["wall_seconds"] = round(time.perf_counter() - started, 1)
+        results["probes"][label] = report
+        results.update(provenance(command))
+        atomic_write_json(results_file, results)
+        text = markdown(results, "the self-supervised attention module (masked features, 8x8)")
+        atomic_write_text(out / "probe_cartpole_attention.md", text)
+        print(f"{label}: {report['views']['stack']['mlp_mean']}", flush=True)
+
+
+def markdown(results: dict, what: str = "") -> str:
     lines = [
-        "# State probes on cartpole-swingup (issue 24)",
+        "# State probes on cartpole-swingup (issue 24)" + (f": {what}" if what else ""),
         "",
-        measured_line(results).replace("other benchmarks", "a DMC-100k benchmark"),
+        measured_line(results).replace("other benchmarks", "a DMC-100k benchmark")
+        if not what
+        else measured_line(results).replace("other benchmarks", "a BC benchmark"),
         "",
         "Data: 24 random-policy episodes of dmc:cartpole-swingup, DMC-100k preset (action "
         "repeat 8), 64x64, 3,024 frames; fit on 14 episodes, validation 4, R² on the last 6 "
