@@ -196,6 +196,45 @@ def choose_precision(
     return PrecisionChoice(requested, chosen, str(device), timings_ms, trial_name, reason)
 
 
+def on_a_copy(
+    model: torch.nn.Module, loss_of: Callable[[Any], torch.Tensor]
+) -> Callable[[], torch.Tensor]:
+    """A ``trial`` for ``choose_precision``: ``loss_of(copy)`` on a deep copy of ``model`` in
+    training mode, its gradients cleared each call, so timing it leaves the run's weights and
+    gradients alone."""
+    import copy
+
+    twin = copy.deepcopy(model).train()
+
+    def trial() -> torch.Tensor:
+        twin.zero_grad(set_to_none=True)
+        return loss_of(twin)
+
+    return trial
+
+
+def decide_precision(
+    requested: str,
+    device: torch.device | str,
+    make_trial: Callable[[], Callable[[], torch.Tensor]] | None = None,
+    *,
+    recorded: dict[str, Any] | None = None,
+    trial_name: str = "",
+) -> PrecisionChoice:
+    """The precision of a run, one rule for every trainer: a resumed run's ``recorded``
+    choice (``PrecisionChoice.to_json``) as it is, never measured again, so it resumes bit
+    for bit; else :func:`choose_precision` of ``requested``. ``make_trial`` builds the timed
+    trial (its batch, copies of the networks) and is called only for ``auto``, under a forked
+    torch random stream, so a trial that draws masks or noise leaves the run's stream as a
+    run without it would have it. The caller records the choice with the run."""
+    if recorded:
+        return PrecisionChoice.from_json(recorded)
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        trial = make_trial() if requested == "auto" and make_trial is not None else None
+        return choose_precision(requested, device, trial, trial_name=trial_name)
+
+
 __all__ = [
     "PRECISIONS",
     "PrecisionChoice",
@@ -204,5 +243,7 @@ __all__ = [
     "bf16_supported",
     "check_precision",
     "choose_precision",
+    "decide_precision",
+    "on_a_copy",
     "time_precisions",
 ]

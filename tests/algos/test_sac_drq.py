@@ -252,10 +252,10 @@ def test_precision_auto_picks_records_and_resumes_without_timing(tmp_path, monke
     def no_timing(*args, **kwargs):
         raise AssertionError("a resumed run must not time again")
 
-    import saliency_rl.algos.sac_setup as setup
     import saliency_rl.algos.sac_trainer as trainer
+    import saliency_rl.precision as precision
 
-    monkeypatch.setattr(setup, "choose_precision", no_timing)
+    monkeypatch.setattr(precision, "choose_precision", no_timing)
     monkeypatch.setattr(trainer, "choose_sac_precision", no_timing)
     resume_sac(run, total_steps=30, progress=False, device="cpu")
     again = json.loads((run / "config.json").read_text())["precision"]

@@ -22,7 +22,6 @@ The agent does no logging: :meth:`A2CAgent.update` returns a dict of metrics and
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from torch import Tensor, nn
 
 from saliency_rl.models.atari_cnn import AtariCNN, orthogonal_init
 from saliency_rl.models.attention import SelfSupervisedAttention
-from saliency_rl.precision import PRECISIONS, autocast
+from saliency_rl.precision import PRECISIONS, autocast, on_a_copy
 from saliency_rl.runs import RunError, check_settings
 
 ALGOS = ("a2c", "acktr")
@@ -504,7 +503,6 @@ class A2CAgent:
         """``--precision auto``'s trial: the loss of one update's forward (``batch``
         observations, and 16 frame pairs where the module trains) on a copy of the network,
         so timing it touches neither the run's weights nor its random streams."""
-        net = copy.deepcopy(self.net).train()
         generator = torch.Generator().manual_seed(0)
 
         def frames(*shape: int) -> Tensor:
@@ -514,8 +512,7 @@ class A2CAgent:
         obs = frames(batch, 4, 84, 84).contiguous(memory_format=torch.channels_last)
         pairs = (frames(16, 1, 84, 84), frames(16, 1, 84, 84)) if self.trains_attention else None
 
-        def trial() -> Tensor:
-            net.zero_grad(set_to_none=True)
+        def loss_of(net: ActorCritic) -> Tensor:
             # the timing runs this under bf16 autocast or none; the network's own must agree
             net.precision = "bf16" if torch.is_autocast_enabled(self.device.type) else "fp32"
             logits, values, _ = net(obs)
@@ -524,7 +521,7 @@ class A2CAgent:
                 loss = loss + net.attention_loss(pairs, self.attention_threshold, 0.0)[0]
             return loss
 
-        return trial
+        return on_a_copy(self.net, loss_of)
 
     # resume: what the trainer saves of the optimisation state
     def optimizer_state(self) -> dict[str, Any]:

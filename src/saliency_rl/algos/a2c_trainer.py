@@ -52,7 +52,7 @@ from saliency_rl.algos.a2c_policy import A2CPolicy, evaluate_a2c, load_policy
 from saliency_rl.devices import resolve_device
 from saliency_rl.envs.atari_vector import FRAME_SKIP, atari_game, make_atari_vector
 from saliency_rl.models.attention import SelfSupervisedAttention
-from saliency_rl.precision import PrecisionChoice, choose_precision
+from saliency_rl.precision import PrecisionChoice, decide_precision
 from saliency_rl.run_log import Averages, Cadence, RunLog
 from saliency_rl.runs import (
     METRICS_FILE,
@@ -252,16 +252,17 @@ class _Trainer:
     def _precision(self) -> PrecisionChoice:
         """A resumed run keeps the precision config.json records (never measured again, so it
         resumes bit for bit); a new one decides it here and records it there."""
-        if self.lifecycle.saved.get("precision"):
-            return PrecisionChoice.from_json(self.lifecycle.saved["precision"])
         c = self.config
         batch = c.num_envs * c.num_steps
-        trial = self.agent.precision_trial(batch) if c.precision == "auto" else None
         name = (f"actor-critic ({c.attention} attention) forward and backward, batch {batch}"
                 f"{' + 16 frame pairs' if self.agent.trains_attention else ''}, torch threads "
                 f"{torch.get_num_threads()}")  # fmt: skip
-        choice = choose_precision(c.precision, self.device, trial, trial_name=name)
-        self.lifecycle.record(precision=choice.to_json())
+        choice = decide_precision(
+            c.precision, self.device, lambda: self.agent.precision_trial(batch),
+            recorded=self.lifecycle.saved.get("precision"), trial_name=name,
+        )  # fmt: skip
+        if not self.lifecycle.saved.get("precision"):
+            self.lifecycle.record(precision=choice.to_json())
         return choice
 
     def _start(self, seed: int) -> torch.Tensor:

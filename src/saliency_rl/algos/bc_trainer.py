@@ -33,8 +33,8 @@ disjoint from the demonstrations' seeds), the same episodes for every run and me
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from saliency_rl.algos.rollout import EVAL_SEED
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError
-from saliency_rl.precision import PrecisionChoice, autocast, choose_precision
+from saliency_rl.precision import PrecisionChoice, autocast, decide_precision, on_a_copy
 from saliency_rl.run_log import Averages, Cadence, RunLog
 from saliency_rl.runs import Run, RunError, evaluation_entry, now, run_header, run_name
 
@@ -238,24 +238,20 @@ class _Trainer:
         """A resumed run keeps the precision config.json records; a new one decides it here
         (``auto``: timed on a copy of the network, on windows drawn by a generator of its
         own, so the run's weights and streams are untouched) and records it there."""
-        if self.saved.get("precision"):
-            return PrecisionChoice.from_json(self.saved["precision"])
         c = self.config
-        trial = None
-        if c.precision == "auto":
-            twin = copy.deepcopy(self.net).train()
+
+        def make_trial() -> Callable[[], torch.Tensor]:
             picks = np.random.default_rng(0).integers(0, len(self.starts), c.batch_size)
             batch = self.data.windows([self.starts[i] for i in picks], c.history)
             states, targets, mask = (x.to(self.device) for x in batch)
-
-            def trial() -> torch.Tensor:
-                twin.zero_grad(set_to_none=True)
-                return bc_loss(twin, states, targets, mask)
+            return on_a_copy(self.net, lambda twin: bc_loss(twin, states, targets, mask))
 
         name = (f"BC policy forward and backward, batch {c.batch_size} x {c.history} steps, "
                 f"torch threads {torch.get_num_threads()}")  # fmt: skip
-        choice = choose_precision(c.precision, self.device, trial, trial_name=name)
-        self.lifecycle.record(precision=choice.to_json())
+        choice = decide_precision(c.precision, self.device, make_trial,
+                                  recorded=self.saved.get("precision"), trial_name=name)  # fmt: skip
+        if not self.saved.get("precision"):
+            self.lifecycle.record(precision=choice.to_json())
         return choice
 
     # -------------------------------------------------------------- checkpoints

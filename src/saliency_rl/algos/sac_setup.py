@@ -20,7 +20,7 @@ from saliency_rl.algos.sac import (
 )
 from saliency_rl.algos.sac_inputs import StepInputs
 from saliency_rl.models.pixel_cnn import PixelCNN
-from saliency_rl.precision import PrecisionChoice, choose_precision
+from saliency_rl.precision import PrecisionChoice, decide_precision
 from saliency_rl.runs import RunError
 
 # precision auto times the networks at the run's batch size up to this: about 3 s for the
@@ -146,13 +146,15 @@ def choose_sac_precision(
     """The precision of a new run: ``config.precision``, with ``auto`` timed on the agent's
     own encoder and critic (``SACAgent.precision_trial``) at up to PRECISION_TRIAL_BATCH."""
     batch = min(config.batch_size, PRECISION_TRIAL_BATCH)
-    trial = agent.precision_trial(inputs.fields, batch) if config.precision == "auto" else None
     name = (
         f"{config.encoder} {config.saliency_mode} encoder + critic forward and backward, "
         f"batch {batch} x {config.q_augs} (+ {config.target_augs} without gradients), "
         f"{inputs.size}x{inputs.size}, torch threads {torch.get_num_threads()}"
     )
-    return choose_precision(config.precision, device, trial, trial_name=name)
+    return decide_precision(
+        config.precision, device, lambda: agent.precision_trial(inputs.fields, batch),
+        trial_name=name,
+    )  # fmt: skip
 
 
 def build_inputs(

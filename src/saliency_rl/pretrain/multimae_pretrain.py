@@ -30,7 +30,6 @@ Data: every requested field of every frame is loaded into memory once (uint8 RGB
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import re
@@ -60,7 +59,13 @@ from saliency_rl.models.multimae import (
     output_to_image,
     prepare_inputs,
 )
-from saliency_rl.precision import PrecisionChoice, autocast, check_precision, choose_precision
+from saliency_rl.precision import (
+    PrecisionChoice,
+    autocast,
+    check_precision,
+    decide_precision,
+    on_a_copy,
+)
 from saliency_rl.run_log import Cadence, RunLog
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -582,26 +587,19 @@ def _precision(
     ``config.precision``, ``auto`` timed on a copy of the model on the first batch. The
     timing draws its masks from a forked random stream: the run's own is untouched."""
     recorded = read_config(previous).get("precision") if previous is not None else None
-    if recorded:
-        return PrecisionChoice.from_json(recorded)
-    trial = None
-    if config.precision == "auto":
-        twin = copy.deepcopy(model).train()
+
+    def make_trial() -> Callable[[], torch.Tensor]:
         indices = batch_indices(0, config.batch_size, data.num_frames, config.seed)
         raw = {
             k: v.to(device) for k, v in data.batch(indices, np.zeros(len(indices), bool)).items()
         }
         inputs = prepare_inputs(raw, config.modalities, config.fovy_degrees)
-
-        def trial() -> torch.Tensor:
-            twin.zero_grad(set_to_none=True)
-            return twin(inputs).loss
+        return on_a_copy(model, lambda twin: twin(inputs).loss)
 
     name = (f"MultiMAE ({'+'.join(config.modalities)}, {config.model_size}) forward and "
             f"backward, batch {config.batch_size}, torch threads {torch.get_num_threads()}")  # fmt: skip
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        return choose_precision(config.precision, device, trial, trial_name=name)
+    return decide_precision(config.precision, device, make_trial, recorded=recorded,
+                            trial_name=name)  # fmt: skip
 
 
 def _adamw(model: MultiMAE, config: PretrainConfig) -> torch.optim.AdamW:

@@ -17,7 +17,6 @@ the resumed run's weights and rows equal those of a run that was never stopped.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +32,13 @@ from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.envs.spec import parse_spec
 from saliency_rl.errors import DatasetError
-from saliency_rl.precision import PrecisionChoice, autocast, check_precision, choose_precision
+from saliency_rl.precision import (
+    PrecisionChoice,
+    autocast,
+    check_precision,
+    decide_precision,
+    on_a_copy,
+)
 from saliency_rl.run_log import Averages, Cadence, RunLog
 from saliency_rl.runs import RunError, check_settings, now
 
@@ -159,23 +164,15 @@ def _precision(model: PairModel, run: PairRun, network: nn.Module) -> PrecisionC
     """A resumed run's recorded precision, else the config's; ``auto`` is timed on a copy of
     the network on one batch drawn from a generator of its own, under a forked torch
     stream, so the run's weights and random streams are those of a run without the trial."""
-    if run.recorded_precision:
-        return PrecisionChoice.from_json(run.recorded_precision)
     c = run.config
-    trial = None
-    if c.precision == "auto":
-        twin = copy.deepcopy(network).train()
-        twin_loss = model.loss(twin, c)
-        batch = sample_pair_batch(run.frames, c.batch_size, np.random.default_rng(0), run.device)
 
-        def trial() -> torch.Tensor:
-            twin.zero_grad(set_to_none=True)
-            return twin_loss(*batch)[0]
+    def make_trial() -> Callable[[], torch.Tensor]:
+        batch = sample_pair_batch(run.frames, c.batch_size, np.random.default_rng(0), run.device)
+        return on_a_copy(network, lambda twin: model.loss(twin, c)(*batch)[0])
 
     name = f"{model.what} forward and backward, batch {c.batch_size} pairs"
-    devices = [run.device] if run.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        return choose_precision(c.precision, run.device, trial, trial_name=name)
+    return decide_precision(c.precision, run.device, make_trial,
+                            recorded=run.recorded_precision, trial_name=name)  # fmt: skip
 
 
 class FramePairs:

@@ -16,10 +16,9 @@ The output directory is a checkpoint (``config.json`` + ``model.safetensors``) p
 
 from __future__ import annotations
 
-import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,13 @@ from saliency_rl.data.atomic import atomic_write_json
 from saliency_rl.data.dataset import Dataset
 from saliency_rl.devices import resolve_device
 from saliency_rl.errors import DatasetError
-from saliency_rl.precision import PrecisionChoice, autocast, check_precision, choose_precision
+from saliency_rl.precision import (
+    PrecisionChoice,
+    autocast,
+    check_precision,
+    decide_precision,
+    on_a_copy,
+)
 from saliency_rl.saliency.annotations import AnnotationStore
 from saliency_rl.saliency.augment import AugmentConfig, augment
 from saliency_rl.saliency.maps import map_to_uint8
@@ -312,19 +317,14 @@ def _precision(
 ) -> PrecisionChoice:
     """``config.precision``; ``auto`` timed on a copy of the network on a batch of the
     training frames (no augmentation, no draw from the fit's generator)."""
-    trial = None
-    if config.precision == "auto":
-        twin = copy.deepcopy(model).train()
+
+    def make_trial() -> Callable[[], torch.Tensor]:
         index = torch.arange(config.batch_size, device=device) % len(frames)
         x, y = frames[index].float() / 255.0, maps[index]
-
-        def trial() -> torch.Tensor:
-            twin.zero_grad(set_to_none=True)
-            return deep_supervision_loss(twin(x), y)
+        return on_a_copy(model, lambda twin: deep_supervision_loss(twin(x), y))
 
     name = f"{config.model} {config.size} forward and backward, batch {config.batch_size}"
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return choose_precision(config.precision, device, trial, trial_name=name)
+    return decide_precision(config.precision, device, make_trial, trial_name=name)
 
 
 def evaluate_predictor(
